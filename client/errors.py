@@ -1,0 +1,81 @@
+"""The secretswitch error tree.
+
+Every error the project raises derives from :class:`SecretSwitchError`, so an
+application can catch one type. Low-level errors (botocore, pymongo, OS) are
+translated at the boundary that meets them, with ``raise ... from exc`` so the
+cause stays on the traceback. No message ever contains a secret value: errors
+name the secret id, the field, the user, the version and the stage.
+
+::
+
+    SecretSwitchError
+    ├── ConfigurationError        an option or environment value is wrong
+    ├── SecretFormatError         a secret string cannot be used (names the field)
+    ├── SecretsManagerError       Secrets Manager failed or refused a call
+    │   └── SecretNotFoundError   the secret id (or version) does not exist
+    ├── DatabaseError             MongoDB failed or could not be reached
+    │   └── AuthenticationError   MongoDB refused the credentials (code 18/8000)
+    ├── RotationError             a rotation step refused or failed
+    └── LocalStackError           an embedded server did not start or stop
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "DatabaseError",
+    "LocalStackError",
+    "RotationError",
+    "SecretFormatError",
+    "SecretNotFoundError",
+    "SecretSwitchError",
+    "SecretsManagerError",
+]
+
+
+class SecretSwitchError(Exception):
+    """Base class of every error raised by secretswitch."""
+
+
+class ConfigurationError(SecretSwitchError, ValueError):
+    """An option, argument or environment variable has a value that cannot work."""
+
+
+class SecretFormatError(SecretSwitchError, ValueError):
+    """A secret string is malformed or misses a field.
+
+    Attributes:
+        secret_id: the secret the string came from.
+        field: the offending field, or ``None`` when the whole string is bad.
+    """
+
+    def __init__(self, message: str, *, secret_id: str, field: str | None = None) -> None:
+        where = f"secret {secret_id!r}" + (f", field {field!r}" if field else "")
+        super().__init__(f"{where}: {message}")
+        self.secret_id = secret_id
+        self.field = field
+
+
+class SecretsManagerError(SecretSwitchError):
+    """A Secrets Manager call failed (unreachable, throttled, refused)."""
+
+
+class SecretNotFoundError(SecretsManagerError, LookupError):
+    """The secret id, version or stage does not exist."""
+
+
+class DatabaseError(SecretSwitchError):
+    """MongoDB failed or could not be reached."""
+
+
+class AuthenticationError(DatabaseError):
+    """MongoDB refused the user name and password (error 18, or Atlas 8000)."""
+
+
+class RotationError(SecretSwitchError):
+    """A rotation step refused its input or could not complete."""
+
+
+class LocalStackError(SecretSwitchError, RuntimeError):
+    """An embedded server (moto, SecantusDB) did not start, answer or stop."""

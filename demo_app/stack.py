@@ -1,0 +1,462 @@
+"""The embedded local stack: moto's Secrets Manager and SecantusDB on loopback.
+
+Used by the demo, the tests, the benchmarks and ``secretswitch local``::
+
+    with EmbeddedStack() as stack:
+        sm = stack.secretsmanager_client()
+        ...
+
+Start-up follows the seed article: SecantusDB starts once without ``--auth``,
+the users are created, then it restarts with ``--auth`` (it has no localhost
+exception). Then the two secrets are written:
+
+* ``mongodb-admin``: the admin user (``userAdminAnyDatabase`` on ``admin``);
+* ``mongodb-app``: the active application user in the AWS rotation-template
+  format, with ``masterarn`` pointing at ``mongodb-admin``.
+
+Every process the stack starts is stopped by PID on exit (Ctrl-C and failing
+tests included) and its temporary directory removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from client.errors import LocalStackError
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from pymongo import MongoClient
+
+__all__ = [
+    "APP_DATABASE",
+    "APP_USERS",
+    "DUMMY_AWS_ENV",
+    "EmbeddedStack",
+    "SecantusServer",
+    "StackInfo",
+    "free_port",
+]
+
+_log = logging.getLogger(__name__)
+
+APP_DATABASE = "mydb"
+APP_USERS = ("app", "app_clone")
+ADMIN_USER = "admin"
+ACCOUNT_ID = "123456789012"  # moto's default account
+DUMMY_AWS_ENV: Mapping[str, str] = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+ROTATION_FUNCTION_NAME = "secretswitch-mongodb-rotation"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a port that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As a server binds: connections of a previous run in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:]) or "(empty log)"
+
+
+class SecantusServer:
+    """One SecantusDB process on loopback, started and stopped by PID.
+
+    Args:
+        data_dir: its storage directory (kept across restarts).
+        log_path: where its output goes.
+        host: the address to bind.
+        port: the port; ``None`` picks a free one.
+        sync_on_commit: pass ``--sync-on-commit`` (durable across SIGKILL).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        sync_on_commit: bool = False,
+    ) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.sync_on_commit = sync_on_commit
+        self.auth = False
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, *, auth: bool, timeout: float = 30.0) -> None:
+        """Start the server and wait until it accepts connections.
+
+        Raises:
+            LocalStackError: SecantusDB is missing, the port is taken, or the
+                server exited or stayed silent; the message shows its log tail.
+        """
+        if self.running:
+            raise LocalStackError(f"SecantusDB: already running (pid {self.pid})")
+        try:
+            import secantus  # noqa: F401
+        except ImportError as exc:
+            raise LocalStackError(
+                "SecantusDB: the package is not installed; run `pip install 'secretswitch[local]'`"
+            ) from exc
+        if _port_in_use(self.host, self.port):
+            raise LocalStackError(
+                f"SecantusDB: port {self.port} on {self.host} is already in use; "
+                "choose another port or leave it out to pick a free one"
+            )
+        command = [
+            sys.executable, "-m", "secantus",
+            "--host", self.host, "--port", str(self.port),
+            "--storage-path", str(self.data_dir),
+            "--log-level", "WARNING",
+        ]  # fmt: skip
+        if auth:
+            command.append("--auth")
+        if self.sync_on_commit:
+            command.append("--sync-on-commit")
+        with open(self.log_path, "ab") as log:
+            # A session of its own: Ctrl-C reaches us, and we stop it in order.
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.auth = auth
+        _log.info("SecantusDB starting: pid %s, %s:%s, auth=%s", self.pid, self.host, self.port, auth)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self._process = None
+                raise LocalStackError(
+                    f"SecantusDB: exited with code {code} on start ({self.host}:{self.port}); "
+                    f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
+                )
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise LocalStackError(
+                    f"SecantusDB: no answer on {self.host}:{self.port} after {timeout:.0f} s; "
+                    f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
+                )
+            time.sleep(0.02)
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop gracefully (SIGINT, then SIGTERM), SIGKILL only as the last resort."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            if process.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(sig)
+            if sig == signal.SIGINT:
+                self._wake_accept_loop()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=timeout / 2 if sig != signal.SIGKILL else timeout)
+            if sig == signal.SIGKILL:
+                _log.warning("SecantusDB pid %s needed SIGKILL; its last writes may be lost", process.pid)
+        _log.info("SecantusDB stopped: pid %s, exit %s", process.pid, process.returncode)
+
+    def _wake_accept_loop(self) -> None:
+        # SecantusDB's accept thread stays blocked in accept() after its
+        # listening socket is closed, and its shutdown waits 2 s for it; one
+        # connection wakes it, and the stop takes ~0.3 s instead of ~2.1 s.
+        with contextlib.suppress(OSError):
+            socket.create_connection((self.host, self.port), timeout=0.5).close()
+
+    def restart(self, *, auth: bool | None = None) -> None:
+        """Stop and start again on the same port and data directory."""
+        self.stop()
+        self.start(auth=self.auth if auth is None else auth)
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """Where the embedded stack listens and what it created.
+
+    The passwords are here because the stack made them up for a throwaway
+    local database; they are hidden from ``repr``.
+    """
+
+    secretsmanager_url: str
+    region: str
+    mongo_host: str
+    mongo_port: int
+    app_secret_id: str
+    admin_secret_id: str
+    admin_secret_arn: str
+    rotation_function_arn: str
+    admin_username: str = ADMIN_USER
+    admin_password: str = field(default="", repr=False)
+    app_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def environment(self) -> dict[str, str]:
+        """The variables that point boto3 and an application at this stack."""
+        from urllib.parse import quote_plus
+
+        return {
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.secretsmanager_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            **DUMMY_AWS_ENV,
+            "SECRETSWITCH_SECRET_ID": self.app_secret_id,
+            "SECRETSWITCH_MASTER_SECRET_ID": self.admin_secret_id,
+            "MONGODB_URI": (
+                f"mongodb://{quote_plus(self.admin_username)}:{quote_plus(self.admin_password)}"
+                f"@{self.mongo_host}:{self.mongo_port}/?authSource=admin"
+            ),
+        }
+
+
+class EmbeddedStack:
+    """moto Secrets Manager + SecantusDB, provisioned as the seed article does.
+
+    Args:
+        region: the AWS region the secrets live in.
+        app_secret_id: name of the application's secret.
+        admin_secret_id: name of the master (admin) secret.
+        mongo_port: SecantusDB's port; ``None`` picks a free one.
+        secretsmanager_port: moto's port; ``0`` picks a free one.
+        sync_on_commit: run SecantusDB with ``--sync-on-commit``.
+        rotation_handler: what moto's ``RotateSecret`` invokes for each step;
+            by default the project's rotation function, pointed at this stack.
+        work_dir: where data and logs go; a new temporary directory (removed
+            on exit) by default.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str = "us-east-1",
+        app_secret_id: str = "mongodb-app",
+        admin_secret_id: str = "mongodb-admin",
+        mongo_port: int | None = None,
+        secretsmanager_port: int = 0,
+        sync_on_commit: bool = False,
+        rotation_handler: Callable[[dict[str, Any]], object] | None = None,
+        work_dir: Path | None = None,
+    ) -> None:
+        from demo_app.moto_server import MotoSecretsManagerServer
+
+        self.region = region
+        self.app_secret_id = app_secret_id
+        self.admin_secret_id = admin_secret_id
+        self._owns_work_dir = work_dir is None
+        self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="secretswitch-stack-"))
+        self.mongo = SecantusServer(
+            self.work_dir / "secantus-data",
+            self.work_dir / "secantus.log",
+            port=mongo_port,
+            sync_on_commit=sync_on_commit,
+        )
+        self.secretsmanager = MotoSecretsManagerServer(port=secretsmanager_port)
+        self.rotation_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{ROTATION_FUNCTION_NAME}"
+        self._rotation_handler = rotation_handler
+        self._info: StackInfo | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def info(self) -> StackInfo:
+        if self._info is None:
+            raise LocalStackError("the embedded stack is not started; call start() or use it as a context manager")
+        return self._info
+
+    def start(self) -> StackInfo:
+        """Start both servers, create the users and the secrets."""
+        try:
+            self.secretsmanager.start(reset_region=self.region)
+            admin_password = _new_password()
+            app_passwords = {user: _new_password() for user in APP_USERS}
+            self.mongo.start(auth=False)
+            self._provision_users(admin_password, app_passwords)
+            self.mongo.restart(auth=True)
+            admin_arn = self._create_secrets(admin_password, app_passwords)
+            self._register_rotation_function()
+        except BaseException:
+            self.stop()
+            raise
+        self._info = StackInfo(
+            secretsmanager_url=self.secretsmanager.url,
+            region=self.region,
+            mongo_host=self.mongo.host,
+            mongo_port=self.mongo.port,
+            app_secret_id=self.app_secret_id,
+            admin_secret_id=self.admin_secret_id,
+            admin_secret_arn=admin_arn,
+            rotation_function_arn=self.rotation_function_arn,
+            admin_password=admin_password,
+            app_passwords=app_passwords,
+        )
+        return self._info
+
+    def stop(self) -> None:
+        """Stop every server this stack started and remove its temporary files."""
+        from demo_app.moto_server import unregister_rotation_function
+
+        unregister_rotation_function(self.rotation_function_arn)
+        errors: list[BaseException] = []
+        for stop in (self.mongo.stop, self.secretsmanager.stop):
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - stop the rest, report after
+                errors.append(exc)
+        if self._owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        self._info = None
+        if errors:
+            raise LocalStackError(f"the embedded stack did not stop cleanly: {errors[0]}") from errors[0]
+
+    # -- clients -------------------------------------------------------------
+
+    def secretsmanager_client(self) -> SecretsManagerClient:
+        """A boto3 Secrets Manager client pointed at the embedded server."""
+        import boto3
+
+        session = boto3.session.Session(
+            aws_access_key_id=DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+            region_name=self.region,
+        )
+        return session.client("secretsmanager", endpoint_url=self.secretsmanager.url)
+
+    def mongo_client(self, username: str, password: str, **options: Any) -> MongoClient[dict[str, Any]]:
+        """A pymongo client logged in as ``username`` (defined in ``admin``)."""
+        from pymongo import MongoClient
+
+        options.setdefault("serverSelectionTimeoutMS", 5000)
+        return MongoClient(
+            host=self.mongo.host,
+            port=self.mongo.port,
+            username=username,
+            password=password,
+            authSource="admin",
+            **options,
+        )
+
+    def admin_client(self, **options: Any) -> MongoClient[dict[str, Any]]:
+        """A pymongo client logged in as the admin user."""
+        return self.mongo_client(ADMIN_USER, self.info.admin_password, **options)
+
+    # -- provisioning --------------------------------------------------------
+
+    def _provision_users(self, admin_password: str, app_passwords: Mapping[str, str]) -> None:
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, Any]] = MongoClient(
+            host=self.mongo.host, port=self.mongo.port, directConnection=True, serverSelectionTimeoutMS=10000
+        )
+        with client:
+            client.admin.command(
+                "createUser", ADMIN_USER, pwd=admin_password, roles=[{"role": "userAdminAnyDatabase", "db": "admin"}]
+            )
+            for user, password in app_passwords.items():
+                client.admin.command(
+                    "createUser", user, pwd=password, roles=[{"role": "readWrite", "db": APP_DATABASE}]
+                )
+            client[APP_DATABASE]["items"].insert_one({"_id": "seed", "note": "created by the embedded stack"})
+
+    def _create_secrets(self, admin_password: str, app_passwords: Mapping[str, str]) -> str:
+        client = self.secretsmanager_client()
+        common = {"engine": "mongo", "host": self.mongo.host, "port": self.mongo.port, "ssl": False}
+        admin = client.create_secret(
+            Name=self.admin_secret_id,
+            Description="MongoDB admin (master) user for secretswitch rotation",
+            SecretString=json.dumps({**common, "username": ADMIN_USER, "password": admin_password, "dbname": "admin"}),
+        )
+        active = APP_USERS[0]
+        client.create_secret(
+            Name=self.app_secret_id,
+            Description="MongoDB application user, rotated with alternating users",
+            SecretString=json.dumps(
+                {
+                    **common,
+                    "username": active,
+                    "password": app_passwords[active],
+                    "dbname": APP_DATABASE,
+                    "authSource": "admin",
+                    "masterarn": admin["ARN"],
+                }
+            ),
+        )
+        return admin["ARN"]
+
+    def _register_rotation_function(self) -> None:
+        from demo_app.moto_server import register_rotation_function
+
+        handler = self._rotation_handler
+        if handler is None:
+            handler = _default_rotation_handler(self.secretsmanager_client)
+        if handler is not None:
+            register_rotation_function(self.rotation_function_arn, handler)
+
+
+def _default_rotation_handler(
+    client_factory: Callable[[], SecretsManagerClient],
+) -> Callable[[dict[str, Any]], object] | None:
+    """The project's rotation function, talking to this stack's Secrets Manager."""
+    try:
+        from rotation_lambda.lambda_function import make_handler
+    except ImportError:
+        return None
+    handler = make_handler(secretsmanager_client_factory=client_factory)
+    return lambda event: handler(event, None)
+
+
+def _new_password() -> str:
+    # Mixed symbols on purpose: the client must cope with any character.
+    return secrets.token_urlsafe(18) + "@:/%+"

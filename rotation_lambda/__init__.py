@@ -1,0 +1,1 @@
+"""The MongoDB alternating-users rotation function for AWS Secrets Manager."""

@@ -1,0 +1,5 @@
+import sys
+
+from secretswitch.cli import main
+
+sys.exit(main())

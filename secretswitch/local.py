@@ -1,0 +1,54 @@
+"""``secretswitch local``: run the embedded stack in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "local",
+        help="run moto Secrets Manager + SecantusDB on loopback until Ctrl-C",
+        description=(
+            "Start the embedded local stack (moto's Secrets Manager and SecantusDB with --auth), "
+            "create the users and secrets, print the environment that points an application at it, "
+            "and keep running until Ctrl-C."
+        ),
+    )
+    parser.add_argument("--mongo-port", type=int, default=None, help="SecantusDB port (default: a free one)")
+    parser.add_argument("--sm-port", type=int, default=0, help="Secrets Manager port (default: a free one)")
+    parser.add_argument("--region", default="us-east-1", help="AWS region of the secrets (default: %(default)s)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from demo_app.stack import EmbeddedStack
+
+    # SIGTERM ends the stack as cleanly as Ctrl-C does.
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    stack = EmbeddedStack(region=args.region, mongo_port=args.mongo_port, secretsmanager_port=args.sm_port)
+    try:
+        info = stack.start()
+        print("# secretswitch local stack is running. Paste these lines into another shell:")
+        for key, value in info.environment().items():
+            print(f"export {key}='{value}'")
+        print(f"# SecantusDB pid {stack.mongo.pid} on {info.mongo_host}:{info.mongo_port}; data in {stack.work_dir}")
+        print(f"# rotation function (local): {info.rotation_function_arn}")
+        print("# Press Ctrl-C to stop.", flush=True)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("# stopping ...", file=sys.stderr, flush=True)
+    finally:
+        stack.stop()
+    print("# stopped; every process started was ended and the temporary data removed.", file=sys.stderr)
+    return 0
