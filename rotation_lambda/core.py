@@ -1,0 +1,281 @@
+"""Pure decisions of the rotation function: no boto3, no pymongo, no I/O.
+
+Each function here takes plain values and returns plain values, so the rules
+(which event is valid, which version a step may touch, who the partner user
+is, what the pending secret looks like, which password policy applies) are
+table-tested without a server.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from client.errors import ConfigurationError, RotationError, SecretFormatError
+
+__all__ = [
+    "CLONE_SUFFIX",
+    "STEPS",
+    "RotationEvent",
+    "PasswordPolicy",
+    "Readiness",
+    "Strategy",
+    "UserPlan",
+    "backoff_delays",
+    "build_pending_secret",
+    "current_version_id",
+    "normalize_roles",
+    "parse_event",
+    "partner_user",
+    "pending_version_ids",
+    "readiness",
+    "user_plan",
+]
+
+STEPS: tuple[str, ...] = ("createSecret", "setSecret", "testSecret", "finishSecret")
+CLONE_SUFFIX = "_clone"
+AWSCURRENT = "AWSCURRENT"
+AWSPENDING = "AWSPENDING"
+# Field of the secret (or variable of the environment) naming the user pair.
+ROTATION_USERS_FIELD = "rotationUsers"
+ROTATION_USERS_ENV = "ROTATION_USERS"
+ROTATION_STRATEGY_ENV = "ROTATION_STRATEGY"
+# The fields a rotation owns; every other field is copied as it is.
+OWNED_FIELDS = ("username", "password")
+
+
+@dataclass(frozen=True, slots=True)
+class RotationEvent:
+    """The event Secrets Manager sends to a rotation function, checked."""
+
+    step: str
+    secret_id: str
+    token: str
+    rotation_token: str | None = None
+
+
+def parse_event(event: object) -> RotationEvent:
+    """Check the event before anything is called.
+
+    Raises:
+        RotationError: a key is missing or has the wrong type, or the step is unknown.
+    """
+    if not isinstance(event, Mapping):
+        raise RotationError(f"the rotation event must be a JSON object, not {type(event).__name__}")
+    values: dict[str, str] = {}
+    for key in ("Step", "SecretId", "ClientRequestToken"):
+        value = event.get(key)
+        if value is None:
+            raise RotationError(f"the rotation event has no {key!r}; Secrets Manager always sends it")
+        if not isinstance(value, str) or not value.strip():
+            raise RotationError(f"the rotation event's {key!r} must be a non-empty string")
+        values[key] = value
+    if values["Step"] not in STEPS:
+        raise RotationError(f"unknown rotation step {values['Step']!r}; expected one of {', '.join(STEPS)}")
+    rotation_token = event.get("RotationToken")
+    if rotation_token is not None and not isinstance(rotation_token, str):
+        raise RotationError("the rotation event's 'RotationToken' must be a string")
+    return RotationEvent(values["Step"], values["SecretId"], values["ClientRequestToken"], rotation_token)
+
+
+class Readiness(enum.Enum):
+    """What the version checks allow a step to do."""
+
+    PROCEED = "proceed"  # the token is AWSPENDING: run the step
+    ALREADY_CURRENT = "already-current"  # the token is AWSCURRENT: nothing to do
+
+
+def readiness(
+    secret_id: str, token: str, rotation_enabled: bool | None, versions: Mapping[str, Sequence[str]]
+) -> Readiness:
+    """Apply the checks every step makes first.
+
+    Raises:
+        RotationError: rotation is not enabled, the token is not a version,
+            or it is neither AWSCURRENT nor AWSPENDING.
+    """
+    if rotation_enabled is not True:
+        raise RotationError(
+            f"secret {secret_id!r} does not have rotation enabled; start rotations with RotateSecret "
+            "(or `secretswitch rotate`), which enables it"
+        )
+    if token not in versions:
+        raise RotationError(f"version {token} is not a version of secret {secret_id!r}; nothing was changed")
+    stages = versions[token]
+    if AWSCURRENT in stages:
+        return Readiness.ALREADY_CURRENT
+    if AWSPENDING not in stages:
+        raise RotationError(
+            f"version {token} of secret {secret_id!r} is not staged AWSPENDING (stages: {sorted(stages)}); "
+            "nothing was changed"
+        )
+    return Readiness.PROCEED
+
+
+def current_version_id(versions: Mapping[str, Sequence[str]]) -> str | None:
+    """The version staged AWSCURRENT, or ``None``."""
+    return next((version for version, stages in versions.items() if AWSCURRENT in stages), None)
+
+
+def pending_version_ids(versions: Mapping[str, Sequence[str]]) -> list[str]:
+    """Versions staged AWSPENDING that are not AWSCURRENT (a rotation in progress)."""
+    return [v for v, stages in versions.items() if AWSPENDING in stages and AWSCURRENT not in stages]
+
+
+class Strategy(enum.Enum):
+    """How a rotation chooses the user whose password changes."""
+
+    ALTERNATING = "alternating"  # change the partner's password, then switch to it
+    SINGLE = "single"  # change the user's own password (with the master secret)
+
+
+@dataclass(frozen=True, slots=True)
+class UserPlan:
+    """The strategy and the explicit user pair (if any) for one secret."""
+
+    strategy: Strategy
+    pair: tuple[str, str] | None = None
+
+
+def user_plan(secret: Mapping[str, Any], environ: Mapping[str, str], *, secret_id: str) -> UserPlan:
+    """Read the strategy (environment) and the user pair (secret first, then environment).
+
+    Raises:
+        ConfigurationError: the strategy or the environment's pair is malformed.
+        SecretFormatError: the secret's pair is malformed.
+    """
+    raw_strategy = environ.get(ROTATION_STRATEGY_ENV, Strategy.ALTERNATING.value).strip().lower()
+    try:
+        strategy = Strategy(raw_strategy)
+    except ValueError:
+        raise ConfigurationError(
+            f"{ROTATION_STRATEGY_ENV} must be 'alternating' or 'single', not {raw_strategy!r}"
+        ) from None
+    pair: tuple[str, str] | None = None
+    if secret.get(ROTATION_USERS_FIELD) is not None:
+        value = secret[ROTATION_USERS_FIELD]
+        names = value if isinstance(value, list) else None
+        if names is None or len(names) != 2 or not all(isinstance(n, str) and n.strip() for n in names):
+            raise SecretFormatError("must be a list of two user names", secret_id=secret_id, field=ROTATION_USERS_FIELD)
+        pair = (names[0].strip(), names[1].strip())
+    elif environ.get(ROTATION_USERS_ENV, "").strip():
+        names = [part.strip() for part in environ[ROTATION_USERS_ENV].split(",")]
+        if len(names) != 2 or not all(names):
+            raise ConfigurationError(f"{ROTATION_USERS_ENV} must name two users separated by a comma")
+        pair = (names[0], names[1])
+    if pair is not None and pair[0] == pair[1]:
+        raise ConfigurationError("the two alternating users must have different names")
+    return UserPlan(strategy, pair)
+
+
+def partner_user(username: str, plan: UserPlan) -> str:
+    """The user whose password the next rotation changes.
+
+    Raises:
+        RotationError: the user is not one of an explicit pair.
+    """
+    if plan.strategy is Strategy.SINGLE:
+        return username
+    if plan.pair is not None:
+        first, second = plan.pair
+        if username == first:
+            return second
+        if username == second:
+            return first
+        raise RotationError(f"user {username!r} is not one of the alternating users {list(plan.pair)}")
+    if username.endswith(CLONE_SUFFIX) and len(username) > len(CLONE_SUFFIX):
+        return username[: -len(CLONE_SUFFIX)]
+    return username + CLONE_SUFFIX
+
+
+def build_pending_secret(current: Mapping[str, Any], username: str, password: str) -> str:
+    """The pending secret string: the current one with the user and password replaced.
+
+    Every other field (host, TLS options, masterarn, unknown fields) is kept as it is.
+    """
+    pending = dict(current)
+    pending["username"] = username
+    pending["password"] = password
+    return json.dumps(pending)
+
+
+def normalize_roles(roles: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """Roles as sorted ``(db, role)`` pairs, for comparison."""
+    return tuple(sorted((str(role.get("db", "")), str(role.get("role", ""))) for role in roles))
+
+
+def backoff_delays(attempts: int, first_delay: float, factor: float = 2.0, max_delay: float = 8.0) -> tuple[float, ...]:
+    """Delays between ``attempts`` tries: ``first_delay``, doubled each time, capped."""
+    return tuple(min(max_delay, first_delay * factor**i) for i in range(max(0, attempts - 1)))
+
+
+_TRUE = frozenset({"true", "1", "y", "yes"})
+_FALSE = frozenset({"false", "0", "n", "no"})
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordPolicy:
+    """Arguments for ``GetRandomPassword``, read from the AWS templates' variables.
+
+    Passwords go to pymongo as keyword arguments, never into a URI, so the
+    default excludes only quotes and the backslash (shell-hostile), not
+    ``:/?#[]@%+``.
+    """
+
+    length: int = 32
+    exclude_characters: str = "\"'\\"
+    exclude_numbers: bool = False
+    exclude_punctuation: bool = False
+    exclude_uppercase: bool = False
+    exclude_lowercase: bool = False
+    require_each_included_type: bool = True
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> PasswordPolicy:
+        """Read ``PASSWORD_LENGTH``, ``EXCLUDE_CHARACTERS``, ``EXCLUDE_NUMBERS`` … as the AWS templates do.
+
+        Raises:
+            ConfigurationError: a value cannot be used.
+        """
+        default = cls()
+        raw_length = environ.get("PASSWORD_LENGTH", str(default.length)).strip()
+        if not raw_length.isdigit() or not 8 <= int(raw_length) <= 4096:
+            raise ConfigurationError(f"PASSWORD_LENGTH must be a whole number from 8 to 4096, not {raw_length!r}")
+        return cls(
+            length=int(raw_length),
+            exclude_characters=environ.get("EXCLUDE_CHARACTERS", default.exclude_characters),
+            exclude_numbers=_env_bool(environ, "EXCLUDE_NUMBERS", default.exclude_numbers),
+            exclude_punctuation=_env_bool(environ, "EXCLUDE_PUNCTUATION", default.exclude_punctuation),
+            exclude_uppercase=_env_bool(environ, "EXCLUDE_UPPERCASE", default.exclude_uppercase),
+            exclude_lowercase=_env_bool(environ, "EXCLUDE_LOWERCASE", default.exclude_lowercase),
+            require_each_included_type=_env_bool(
+                environ, "REQUIRE_EACH_INCLUDED_TYPE", default.require_each_included_type
+            ),
+        )
+
+    def request(self) -> dict[str, Any]:
+        """Keyword arguments for boto3's ``get_random_password``."""
+        return {
+            "PasswordLength": self.length,
+            "ExcludeCharacters": self.exclude_characters,
+            "ExcludeNumbers": self.exclude_numbers,
+            "ExcludePunctuation": self.exclude_punctuation,
+            "ExcludeUppercase": self.exclude_uppercase,
+            "ExcludeLowercase": self.exclude_lowercase,
+            "RequireEachIncludedType": self.require_each_included_type,
+        }
+
+
+def _env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")

@@ -1,0 +1,141 @@
+"""The rotation function's only door to MongoDB: the one place that builds MongoClients.
+
+Credentials go to ``MongoClient`` as keyword arguments (``Database.authenticate``
+is gone in PyMongo 4, and a password spliced into a URI breaks on ``@:/?#%``).
+TLS is taken from the secret exactly as it is: there is no plaintext fallback.
+pymongo errors are translated here; the messages carry the server's code and
+text, which never contain the password (and are scrubbed anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from client.credentials import MongoCredentials
+from client.errors import AuthenticationError, DatabaseError
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
+
+__all__ = [
+    "AUTH_FAILED_CODES",
+    "MongoClientFactory",
+    "MongoGateway",
+    "default_mongo_client_factory",
+]
+
+MongoClientFactory = Callable[[MongoCredentials], "MongoClient[dict[str, Any]]"]
+"""Builds a client for one set of credentials (the test seam)."""
+
+# 18: AuthenticationFailed; 8000: Atlas' "bad auth".
+AUTH_FAILED_CODES = frozenset({18, 8000})
+TIMEOUT_MS = 5000
+
+
+def default_mongo_client_factory(credentials: MongoCredentials) -> MongoClient[dict[str, Any]]:
+    """``MongoClient(**credentials.client_kwargs())`` with short timeouts (a Lambda has minutes, not hours)."""
+    from pymongo import MongoClient
+
+    return MongoClient(
+        **credentials.client_kwargs(),
+        serverSelectionTimeoutMS=TIMEOUT_MS,
+        connectTimeoutMS=TIMEOUT_MS,
+        appname="secretswitch-rotation",
+    )
+
+
+def _scrub(text: str, credentials: tuple[MongoCredentials, ...]) -> str:
+    for creds in credentials:
+        if creds.password:
+            text = text.replace(creds.password, "***")
+    return text
+
+
+class MongoGateway:
+    """MongoDB operations the rotation steps need.
+
+    Args:
+        client_factory: builds a ``MongoClient`` from credentials.
+    """
+
+    def __init__(self, client_factory: MongoClientFactory = default_mongo_client_factory) -> None:
+        self._client_factory = client_factory
+
+    @contextmanager
+    def _session(self, credentials: MongoCredentials, *also_secret: MongoCredentials) -> Iterator[Any]:
+        """A client logged in as ``credentials``; pymongo errors become ours."""
+        from pymongo.errors import OperationFailure, PyMongoError
+
+        who = f"user {credentials.username!r} on {credentials.endpoint}"
+        hidden = (credentials, *also_secret)
+        client = None
+        try:
+            client = self._client_factory(credentials)
+            yield client
+        except OperationFailure as exc:
+            detail = _scrub(str((exc.details or {}).get("errmsg") or exc), hidden)
+            if exc.code in AUTH_FAILED_CODES:
+                raise AuthenticationError(f"MongoDB refused the password of {who} (code {exc.code})") from None
+            raise DatabaseError(f"MongoDB refused a command as {who}: code {exc.code}: {detail}") from None
+        except PyMongoError as exc:
+            # Not chained: pymongo's own text is safe, but its cause may hold the client options.
+            raise DatabaseError(
+                f"MongoDB unreachable or failing as {who}: {type(exc).__name__}: {_scrub(str(exc), hidden)}"
+            ) from None
+        finally:
+            if client is not None:
+                client.close()
+
+    def check_login(self, credentials: MongoCredentials) -> None:
+        """Log in (``ping`` authenticates first).
+
+        Raises:
+            AuthenticationError: the password is refused.
+            DatabaseError: the server cannot be reached or fails.
+        """
+        with self._session(credentials) as client:
+            client.admin.command("ping")
+
+    def can_login(self, credentials: MongoCredentials) -> bool:
+        """True when the credentials log in; False on a refused password (other errors raise)."""
+        try:
+            self.check_login(credentials)
+        except AuthenticationError:
+            return False
+        return True
+
+    def read_check(self, credentials: MongoCredentials) -> None:
+        """Log in and run a read against the user's database (``dbname``, else its auth database)."""
+        database = credentials.database or credentials.auth_source
+        with self._session(credentials) as client:
+            client[database].list_collection_names()
+
+    def user_roles(self, master: MongoCredentials, username: str, auth_source: str) -> list[dict[str, Any]] | None:
+        """The roles of ``username`` (defined in ``auth_source``), read as master; ``None`` when no such user."""
+        with self._session(master) as client:
+            reply = client[auth_source].command({"usersInfo": {"user": username, "db": auth_source}})
+        users = reply.get("users") or []
+        if not users:
+            return None
+        return [{"role": r["role"], "db": r["db"]} for r in users[0].get("roles", [])]
+
+    def set_password(self, master: MongoCredentials, user: MongoCredentials) -> None:
+        """As master, change ``user``'s password (``updateUser``)."""
+        with self._session(master, user) as client:
+            client[user.auth_source].command("updateUser", user.username, pwd=user.password)
+
+    def create_user(self, master: MongoCredentials, user: MongoCredentials, roles: Sequence[Mapping[str, Any]]) -> None:
+        """As master, create ``user`` with ``roles`` (``createUser``)."""
+        with self._session(master, user) as client:
+            client[user.auth_source].command(
+                "createUser", user.username, pwd=user.password, roles=[dict(role) for role in roles]
+            )
+
+    def set_roles(
+        self, master: MongoCredentials, username: str, auth_source: str, roles: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """As master, replace ``username``'s roles (``updateUser`` with ``roles``)."""
+        with self._session(master) as client:
+            client[auth_source].command("updateUser", username, roles=[dict(role) for role in roles])

@@ -1,0 +1,146 @@
+"""The rotation function's only door to Secrets Manager.
+
+Wraps a boto3 ``secretsmanager`` client: every call the steps make, with
+botocore errors translated to the project's error tree at this boundary.
+AWS error messages never carry secret values; ours name the secret id, the
+version and the stage only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from client.errors import SecretNotFoundError, SecretsManagerError
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from rotation_lambda.core import PasswordPolicy
+
+__all__ = ["SecretMetadata", "SecretsManagerGateway"]
+
+_T = TypeVar("_T")
+_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMetadata:
+    """What ``DescribeSecret`` says about a secret (no values)."""
+
+    arn: str
+    name: str
+    rotation_enabled: bool | None
+    versions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rotation_lambda_arn: str | None = None
+    rotation_days: int | None = None
+    schedule_expression: str | None = None
+    last_rotated: Any = None
+    next_rotation: Any = None
+
+
+class SecretsManagerGateway:
+    """Secrets Manager calls used by the rotation steps and the stand-in.
+
+    Args:
+        client: a boto3 ``secretsmanager`` client.
+    """
+
+    def __init__(self, client: SecretsManagerClient) -> None:
+        self.client = client
+
+    def describe(self, secret_id: str) -> SecretMetadata:
+        response = self._call("DescribeSecret", secret_id, lambda: self.client.describe_secret(SecretId=secret_id))
+        rules: Mapping[str, Any] = response.get("RotationRules") or {}
+        days = rules.get("AutomaticallyAfterDays")
+        return SecretMetadata(
+            arn=response["ARN"],
+            name=response["Name"],
+            rotation_enabled=response.get("RotationEnabled"),
+            versions={v: tuple(stages) for v, stages in (response.get("VersionIdsToStages") or {}).items()},
+            rotation_lambda_arn=response.get("RotationLambdaARN") or None,
+            rotation_days=int(days) if days else None,
+            schedule_expression=rules.get("ScheduleExpression"),
+            last_rotated=response.get("LastRotatedDate"),
+            next_rotation=response.get("NextRotationDate"),
+        )
+
+    def secret_string(self, secret_id: str, *, stage: str, version_id: str | None = None) -> str:
+        """The ``SecretString`` of the version with ``stage`` (and ``version_id`` when given).
+
+        Raises:
+            SecretNotFoundError: no such version, or the version has no value yet.
+            SecretsManagerError: the call failed otherwise, or the value is binary.
+        """
+        kwargs: dict[str, Any] = {"SecretId": secret_id, "VersionStage": stage}
+        if version_id is not None:
+            kwargs["VersionId"] = version_id
+        where = f"{stage}" + (f" version {version_id}" if version_id else "")
+        response = self._call("GetSecretValue", secret_id, lambda: self.client.get_secret_value(**kwargs), where)
+        value = response.get("SecretString")
+        if value is None:
+            raise SecretsManagerError(f"secret {secret_id!r} {where} has no SecretString (binary secrets are not used)")
+        return value
+
+    def put_pending(self, secret_id: str, token: str, secret_string: str, rotation_token: str | None) -> None:
+        kwargs: dict[str, Any] = {
+            "SecretId": secret_id,
+            "ClientRequestToken": token,
+            "SecretString": secret_string,
+            "VersionStages": ["AWSPENDING"],
+        }
+        if rotation_token is not None:
+            kwargs["RotationToken"] = rotation_token
+        self._call("PutSecretValue", secret_id, lambda: self.client.put_secret_value(**kwargs), f"version {token}")
+
+    def random_password(self, policy: PasswordPolicy) -> str:
+        response = self._call("GetRandomPassword", "-", lambda: self.client.get_random_password(**policy.request()))
+        return response["RandomPassword"]
+
+    def move_current(self, secret_id: str, token: str, from_version: str | None) -> None:
+        """Stage AWSCURRENT on ``token`` (Secrets Manager marks the old one AWSPREVIOUS)."""
+        kwargs: dict[str, Any] = {"SecretId": secret_id, "VersionStage": "AWSCURRENT", "MoveToVersionId": token}
+        if from_version is not None:
+            kwargs["RemoveFromVersionId"] = from_version
+        self._call(
+            "UpdateSecretVersionStage", secret_id, lambda: self.client.update_secret_version_stage(**kwargs), token
+        )
+
+    def remove_stage(self, secret_id: str, stage: str, version_id: str) -> None:
+        self._call(
+            "UpdateSecretVersionStage",
+            secret_id,
+            lambda: self.client.update_secret_version_stage(
+                SecretId=secret_id, VersionStage=stage, RemoveFromVersionId=version_id
+            ),
+            f"{stage} from version {version_id}",
+        )
+
+    def rotate(
+        self, secret_id: str, token: str, *, rotation_lambda_arn: str | None, rotation_rules: Mapping[str, Any]
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "SecretId": secret_id,
+            "ClientRequestToken": token,
+            "RotationRules": dict(rotation_rules),
+        }
+        if rotation_lambda_arn is not None:
+            kwargs["RotationLambdaARN"] = rotation_lambda_arn
+        self._call("RotateSecret", secret_id, lambda: self.client.rotate_secret(**kwargs), f"token {token}")
+
+    def _call(self, operation: str, secret_id: str, call: Callable[[], _T], where: str = "") -> _T:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        target = f"secret {secret_id!r}" + (f" ({where})" if where else "")
+        try:
+            return call()
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "Unknown")
+            message = f"{operation} on {target} failed: {code}: {error.get('Message', '')}".rstrip(": ")
+            if code in _NOT_FOUND_CODES:
+                raise SecretNotFoundError(message) from exc
+            raise SecretsManagerError(message) from exc
+        except BotoCoreError as exc:
+            raise SecretsManagerError(f"{operation} on {target} failed: {type(exc).__name__}: {exc}") from exc
