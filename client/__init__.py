@@ -14,8 +14,17 @@ from client.errors import (
     SecretsManagerError,
     SecretSwitchError,
 )
+from client.events import ClientEvent, ClientMetrics
+from client.policy import CacheState, RefreshPolicy
+from client.rotating import RotatingMongoClient, ScheduleCheck
 
 __all__ = [
+    "CacheState",
+    "ClientEvent",
+    "ClientMetrics",
+    "RefreshPolicy",
+    "RotatingMongoClient",
+    "ScheduleCheck",
     "AuthenticationError",
     "ConfigurationError",
     "DatabaseError",

@@ -1,0 +1,171 @@
+"""The Secrets Manager seam: the only client module that talks to boto3.
+
+It reads one secret (``GetSecretValue`` by staging label, ``DescribeSecret``
+for the rotation schedule), counts every API call it makes, and translates
+botocore's errors into the secretswitch error tree (``raise ... from exc``).
+It never parses or logs the secret string: :class:`SecretVersion` hides it
+from ``repr``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from client.errors import SecretNotFoundError, SecretsManagerError
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+__all__ = ["RotationSchedule", "SecretSource", "SecretVersion", "default_secretsmanager_client"]
+
+_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
+
+
+@dataclass(frozen=True, slots=True)
+class SecretVersion:
+    """One version of a secret as Secrets Manager returned it.
+
+    Attributes:
+        version_id: the version id.
+        stages: its staging labels (``AWSCURRENT``, ...).
+        secret_string: the raw ``SecretString`` (hidden from ``repr``), or
+            ``None`` for a binary secret.
+    """
+
+    version_id: str | None
+    stages: tuple[str, ...]
+    secret_string: str | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RotationSchedule:
+    """What ``DescribeSecret`` says about a secret's rotation.
+
+    Attributes:
+        enabled: whether rotation is on.
+        interval_days: ``AutomaticallyAfterDays`` (or ``None`` with a cron
+            ``ScheduleExpression`` only).
+        schedule_expression: the ``rate()``/``cron()`` expression, if any.
+        next_rotation: ``NextRotationDate`` (aware, UTC), if Secrets Manager gave one.
+        last_rotated: ``LastRotatedDate`` (aware, UTC), if any.
+    """
+
+    enabled: bool
+    interval_days: int | None = None
+    schedule_expression: str | None = None
+    next_rotation: dt.datetime | None = None
+    last_rotated: dt.datetime | None = None
+
+
+def default_secretsmanager_client() -> SecretsManagerClient:
+    """``boto3.client("secretsmanager")`` with the usual environment resolution.
+
+    Timeouts are short and retries few: the rotating client keeps serving its
+    last good credentials and backs off by itself, so a hanging call helps nobody.
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+    return boto3.client("secretsmanager", config=config)
+
+
+class SecretSource:
+    """Reads one secret through a boto3 Secrets Manager client.
+
+    Args:
+        secret_id: the secret's name or ARN.
+        client: a boto3 ``secretsmanager`` client; ``None`` builds one with
+            :func:`default_secretsmanager_client`.
+
+    Thread-safe: boto3 clients are, and the call counter is.
+    """
+
+    def __init__(self, secret_id: str, client: SecretsManagerClient | Any | None = None) -> None:
+        self.secret_id = secret_id
+        self._client = client if client is not None else default_secretsmanager_client()
+        self._calls_lock = threading.Lock()
+        self._api_calls = 0
+        self._calls_by_operation: dict[str, int] = {}
+
+    @property
+    def api_calls(self) -> int:
+        """Every API call made so far (failed ones included)."""
+        return self._api_calls
+
+    def calls_by_operation(self) -> dict[str, int]:
+        """A copy of the call counts per operation name."""
+        with self._calls_lock:
+            return dict(self._calls_by_operation)
+
+    def _count(self, operation: str) -> None:
+        with self._calls_lock:
+            self._api_calls += 1
+            self._calls_by_operation[operation] = self._calls_by_operation.get(operation, 0) + 1
+
+    def get_version(self, stage: str = "AWSCURRENT") -> SecretVersion:
+        """``GetSecretValue`` of the version that has staging label ``stage``.
+
+        Raises:
+            SecretNotFoundError: the secret, or a version with that label, does not exist.
+            SecretsManagerError: Secrets Manager is unreachable, throttles or refuses.
+        """
+        self._count("GetSecretValue")
+        try:
+            response = self._client.get_secret_value(SecretId=self.secret_id, VersionStage=stage)
+        except Exception as exc:
+            raise self._translate(exc, "GetSecretValue", stage) from exc
+        return SecretVersion(
+            version_id=response.get("VersionId"),
+            stages=tuple(response.get("VersionStages", ())),
+            secret_string=response.get("SecretString"),
+        )
+
+    def rotation_schedule(self) -> RotationSchedule:
+        """``DescribeSecret``: is rotation on, how often, and when next.
+
+        Raises:
+            SecretNotFoundError: the secret does not exist.
+            SecretsManagerError: Secrets Manager is unreachable, throttles or refuses.
+        """
+        self._count("DescribeSecret")
+        try:
+            response = self._client.describe_secret(SecretId=self.secret_id)
+        except Exception as exc:
+            raise self._translate(exc, "DescribeSecret", None) from exc
+        rules = response.get("RotationRules") or {}
+        return RotationSchedule(
+            enabled=bool(response.get("RotationEnabled", False)),
+            interval_days=rules.get("AutomaticallyAfterDays"),
+            schedule_expression=rules.get("ScheduleExpression"),
+            next_rotation=_aware(response.get("NextRotationDate")),
+            last_rotated=_aware(response.get("LastRotatedDate")),
+        )
+
+    def _translate(self, exc: Exception, operation: str, stage: str | None) -> SecretsManagerError:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        what = f"{operation} on secret {self.secret_id!r}" + (f" (stage {stage})" if stage else "")
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "Unknown"))
+            if code in _NOT_FOUND_CODES:
+                return SecretNotFoundError(
+                    f"{what}: not found ({code}); check the secret id, the region and the staging label"
+                )
+            return SecretsManagerError(
+                f"{what} failed: {code}; check the IAM policy (secretsmanager:{operation}) and the region"
+            )
+        if isinstance(exc, BotoCoreError):
+            # botocore's messages name the endpoint, never a secret value.
+            return SecretsManagerError(f"{what} failed: Secrets Manager unreachable ({type(exc).__name__}: {exc})")
+        return SecretsManagerError(f"{what} failed: {type(exc).__name__}")
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
