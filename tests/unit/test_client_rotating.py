@@ -1,0 +1,700 @@
+"""RotatingMongoClient with a fake clock, a fake Secrets Manager and a recording MongoClient factory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from pymongo.errors import AutoReconnect, OperationFailure
+
+from client import ClientEvent, ClientMetrics, RefreshPolicy, RotatingMongoClient
+from client.credentials import MongoCredentials
+from client.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DatabaseError,
+    SecretFormatError,
+    SecretNotFoundError,
+    SecretsManagerError,
+)
+from client.policy import CacheState, cache_state
+from tests.conftest import FakeClock
+
+
+def secret_string(username: str = "app", password: str = "pw-1", **extra: Any) -> str:
+    document = {
+        "engine": "mongo",
+        "host": "db.example",
+        "port": 27017,
+        "username": username,
+        "password": password,
+        "dbname": "mydb",
+        "authSource": "admin",
+        "ssl": False,
+    }
+    document.update(extra)
+    return json.dumps(document)
+
+
+class FakeSecretsManager:
+    """A boto3-shaped Secrets Manager client holding one secret's versions in memory."""
+
+    def __init__(self, initial: str | None = None) -> None:
+        self.versions: dict[str, str] = {}
+        self.stages: dict[str, str] = {}
+        self.calls: list[tuple[str, str | None]] = []
+        self.failure: Exception | None = None
+        self.gate: threading.Event | None = None  # when set, calls block until it is set
+        self.entered = threading.Event()
+        self.rotation: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.put(initial if initial is not None else secret_string())
+
+    def put(self, string: str, stage: str = "AWSCURRENT") -> str:
+        version_id = str(uuid.uuid4())
+        with self._lock:
+            self.versions[version_id] = string
+            if stage == "AWSCURRENT" and "AWSCURRENT" in self.stages:
+                self.stages["AWSPREVIOUS"] = self.stages["AWSCURRENT"]
+            self.stages[stage] = version_id
+        return version_id
+
+    def get_calls(self) -> int:
+        return sum(1 for name, _ in self.calls if name == "GetSecretValue")
+
+    def get_secret_value(self, *, SecretId: str, VersionStage: str = "AWSCURRENT") -> dict[str, Any]:
+        with self._lock:
+            self.calls.append(("GetSecretValue", VersionStage))
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(10), "test gate never opened"
+        if self.failure is not None:
+            raise self.failure
+        with self._lock:
+            version_id = self.stages.get(VersionStage)
+            if version_id is None:
+                raise ClientError(
+                    {"Error": {"Code": "ResourceNotFoundException", "Message": "no such version"}}, "GetSecretValue"
+                )
+            return {
+                "VersionId": version_id,
+                "VersionStages": [s for s, v in self.stages.items() if v == version_id],
+                "SecretString": self.versions[version_id],
+            }
+
+    def describe_secret(self, *, SecretId: str) -> dict[str, Any]:
+        self.calls.append(("DescribeSecret", None))
+        return dict(self.rotation)
+
+
+def throttled() -> ClientError:
+    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetSecretValue")
+
+
+def unreachable() -> EndpointConnectionError:
+    return EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+
+
+class FakeDatabase:
+    def __init__(self, client: FakeMongoClient, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def command(self, name: str) -> dict[str, Any]:
+        self.client.check()
+        return {"ok": 1}
+
+    def find_one(self) -> dict[str, Any]:
+        self.client.check()
+        return {"user": self.client.credentials.username}
+
+
+class FakeMongoClient:
+    """Accepts the login when the database says so; records closes."""
+
+    def __init__(self, server: FakeMongoServer, credentials: MongoCredentials, options: Mapping[str, Any]) -> None:
+        self.server = server
+        self.credentials = credentials
+        self.options = dict(options)
+        self.closed = False
+        self.admin = FakeDatabase(self, "admin")
+
+    def __getitem__(self, name: str) -> FakeDatabase:
+        return FakeDatabase(self, name)
+
+    def check(self) -> None:
+        if self.closed:
+            raise AssertionError("operation on a closed client")
+        if self.server.down:
+            raise AutoReconnect("server down")
+        if self.server.passwords.get(self.credentials.username) != self.credentials.password:
+            raise OperationFailure("Authentication failed.", code=18)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeMongoServer:
+    """What the database accepts, and a recording client factory."""
+
+    def __init__(self, **passwords: str) -> None:
+        self.passwords = dict(passwords) or {"app": "pw-1"}
+        self.down = False
+        self.built: list[FakeMongoClient] = []
+
+    def factory(self, credentials: MongoCredentials, options: Mapping[str, Any]) -> Any:
+        client = FakeMongoClient(self, credentials, options)
+        self.built.append(client)
+        return client
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+POLICY = RefreshPolicy(refresh_interval=100.0, jitter=0.2, backoff_base=1.0, backoff_cap=8.0, forced_refresh_gap=5.0)
+
+
+@pytest.fixture
+def sm() -> FakeSecretsManager:
+    return FakeSecretsManager()
+
+
+@pytest.fixture
+def db_server() -> FakeMongoServer:
+    return FakeMongoServer(app="pw-1", app_clone="pw-2")
+
+
+@pytest.fixture
+def events() -> list[ClientEvent]:
+    return []
+
+
+@pytest.fixture
+def rc(
+    sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock, events: list[ClientEvent]
+) -> Iterator[RotatingMongoClient]:
+    client = make_client(sm, db_server, clock, events)
+    yield client
+    client.close()
+
+
+def make_client(
+    sm: FakeSecretsManager,
+    db_server: FakeMongoServer,
+    clock: FakeClock,
+    events: list[ClientEvent] | None = None,
+    **options: Any,
+) -> RotatingMongoClient:
+    options.setdefault("policy", POLICY)
+    options.setdefault("close_grace", 0.0)
+    return RotatingMongoClient(
+        "mongodb-app",
+        secretsmanager_client=sm,
+        clock=clock,
+        sleep=clock.sleep,
+        rng=random.Random(1),
+        client_factory=db_server.factory,
+        on_event=events.append if events is not None else None,
+        **options,
+    )
+
+
+def settle(rc: RotatingMongoClient) -> None:
+    """Wait until no refresh runs (background refreshes hold the lock)."""
+    lock = rc._refresh_lock
+    assert lock.acquire(timeout=10), "a refresh never finished"
+    lock.release()
+    for thread in list(rc._threads):
+        thread.join(timeout=10)
+
+
+def kinds(events: list[ClientEvent]) -> list[str]:
+    return [event.kind for event in events]
+
+
+# -- the cache -----------------------------------------------------------------------------------
+
+
+def test_first_read_builds_one_checked_client(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, db_server: FakeMongoServer
+) -> None:
+    assert sm.get_calls() == 1
+    assert len(db_server.built) == 1
+    assert rc.active_user == "app"
+    assert rc.database().name == "mydb"
+    assert rc.metrics.api_calls == 1
+    assert rc.metrics.generation == 1
+
+
+def test_a_cache_hit_makes_no_api_call_and_returns_the_same_objects(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, clock: FakeClock
+) -> None:
+    first = rc.database()
+    for _ in range(1000):
+        clock.advance(0.01)
+        assert rc.database() is first
+        assert rc.client is first.client
+    assert rc.database("other") is rc.database("other")
+    assert sm.get_calls() == 1
+
+
+# (advance the clock by, the state then, GetSecretValue calls in all)
+CACHE_TABLE = [
+    (50.0, CacheState.FRESH, 1),  # well inside the interval
+    (79.9, CacheState.FRESH, 1),  # before the earliest jittered refresh
+    (99.0, CacheState.REFRESH_DUE, 2),  # inside the jitter window: refresh ahead
+    (100.0, CacheState.EXPIRED, 2),  # the upper bound
+    (10_000.0, CacheState.EXPIRED, 2),
+]
+
+
+@pytest.mark.parametrize("case", CACHE_TABLE)
+def test_cache_table(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, clock: FakeClock, case: tuple[float, CacheState, int]
+) -> None:
+    advance, state, expected_calls = case
+    gen = rc._gen
+    clock.advance(advance)
+    assert cache_state(clock(), has_value=True, refresh_at=gen.refresh_at, expires_at=gen.expires_at) is state
+    assert rc.database() is not None
+    settle(rc)
+    assert sm.get_calls() == expected_calls
+    if expected_calls == 2:
+        # Rescheduled from now, inside the interval.
+        assert clock() + 80.0 <= rc._gen.refresh_at <= clock() + 100.0
+
+
+def test_refresh_is_never_later_than_the_interval(
+    sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock
+) -> None:
+    for seed in range(50):
+        rc = RotatingMongoClient(
+            "mongodb-app", secretsmanager_client=sm, clock=clock, policy=POLICY, rng=random.Random(seed),
+            client_factory=db_server.factory,
+        )  # fmt: skip
+        assert clock() + 80.0 <= rc._gen.refresh_at <= clock() + 100.0
+        rc.close()
+
+
+def test_refresh_ahead_does_not_make_callers_wait(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, clock: FakeClock
+) -> None:
+    before = rc.database()
+    sm.gate = threading.Event()
+    clock.advance(99.0)  # refresh due, not expired
+    assert rc.database() is before  # returned while the refresh is blocked in Secrets Manager
+    assert sm.entered.wait(5)
+    assert rc.database() is before
+    sm.gate.set()
+    settle(rc)
+    assert sm.get_calls() == 2
+
+
+def test_sixteen_threads_on_an_expired_cache_make_one_call(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, clock: FakeClock
+) -> None:
+    sm.gate = threading.Event()
+    clock.advance(150.0)
+    barrier = threading.Barrier(16)
+    results: list[object] = []
+
+    def caller() -> None:
+        barrier.wait()
+        results.append(rc.database())
+
+    threads = [threading.Thread(target=caller) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    assert sm.entered.wait(5)
+    sm.gate.set()
+    for thread in threads:
+        thread.join(10)
+    settle(rc)
+    assert len(results) == 16
+    assert sm.get_calls() == 2  # the first read + exactly one refresh
+
+
+def test_new_credentials_switch_the_client(
+    rc: RotatingMongoClient,
+    sm: FakeSecretsManager,
+    db_server: FakeMongoServer,
+    clock: FakeClock,
+    events: list[ClientEvent],
+) -> None:
+    old = rc.client
+    new_version = sm.put(secret_string("app_clone", "pw-2"))
+    clock.advance(100.0)
+    rc.database()
+    settle(rc)
+    assert rc.active_user == "app_clone"
+    assert rc.credentials.version_id == new_version
+    assert rc.client is not old
+    assert old.closed  # grace 0, nothing in flight
+    switched = [e for e in events if e.kind == "switched"]
+    assert len(switched) == 1
+    assert (switched[0].from_user, switched[0].to_user, switched[0].to_version) == ("app", "app_clone", new_version)
+    assert rc.metrics.switches == 1
+    assert rc.metrics.generation == 2
+
+
+def test_unchanged_secret_keeps_the_client(
+    rc: RotatingMongoClient, clock: FakeClock, db_server: FakeMongoServer
+) -> None:
+    clock.advance(100.0)
+    assert not rc.refresh_now()
+    assert len(db_server.built) == 1
+    assert rc.metrics.refreshes == 2
+
+
+def test_failed_login_check_keeps_the_old_client(
+    rc: RotatingMongoClient,
+    sm: FakeSecretsManager,
+    db_server: FakeMongoServer,
+    clock: FakeClock,
+    events: list[ClientEvent],
+) -> None:
+    old = rc.client
+    sm.put(secret_string("app_clone", "wrong"))
+    assert not rc.refresh_now()
+    assert rc.client is old
+    assert db_server.built[-1].closed  # the rejected client is not leaked
+    assert "check_failed" in kinds(events)
+    assert rc._gen.retry_at is not None
+    assert rc.metrics.check_failures == 1
+
+
+def test_malformed_secret_keeps_the_old_credentials(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, clock: FakeClock, events: list[ClientEvent]
+) -> None:
+    old = rc.client
+    sm.put('{"username": "app", "password": ')  # bad JSON
+    clock.advance(100.0)
+    rc.database()
+    settle(rc)
+    assert rc.client is old
+    assert rc.active_user == "app"
+    assert kinds(events)[-1] == "malformed_secret"
+    assert rc.metrics.malformed_secrets == 1
+
+
+def test_secrets_manager_errors_back_off_and_warn_once_per_streak(
+    rc: RotatingMongoClient,
+    sm: FakeSecretsManager,
+    clock: FakeClock,
+    events: list[ClientEvent],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    old = rc.database()
+    sm.failure = throttled()
+    clock.advance(100.0)
+    caplog.set_level(logging.WARNING, logger="client.rotating")
+    delays = []
+    for _ in range(6):
+        assert rc.database() is old  # keeps serving
+        settle(rc)
+        retry_at = rc._gen.retry_at
+        assert retry_at is not None
+        delays.append(retry_at - clock())
+        # Nothing happens before the retry time.
+        calls = sm.get_calls()
+        rc.database()
+        assert sm.get_calls() == calls
+        clock.advance(retry_at - clock())
+    assert [round(d, 6) <= cap for d, cap in zip(delays, [1, 2, 4, 8, 8, 8], strict=True)] == [True] * 6
+    assert delays[3] >= 4.0  # grew exponentially
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "ThrottlingException" in warnings[0].getMessage()
+    assert rc.metrics.refresh_failures == 6
+    assert [e.failures for e in events if e.kind == "refresh_failed"] == [1, 2, 3, 4, 5, 6]
+
+    # The streak ends with a success; the next failure warns again.
+    sm.failure = None
+    rc.database()
+    settle(rc)
+    assert rc._gen.retry_at is None
+    sm.failure = unreachable()
+    clock.advance(100.0)
+    rc.database()
+    settle(rc)
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+
+
+def test_unreachable_secrets_manager_at_expiry_keeps_serving(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, clock: FakeClock
+) -> None:
+    old = rc.database()
+    sm.failure = unreachable()
+    clock.advance(1_000.0)
+    for _ in range(10):
+        assert rc.database() is old
+        assert rc.run(lambda db: db.find_one()) == {"user": "app"}
+        clock.advance(3.0)
+    settle(rc)
+
+
+# -- authentication failure ----------------------------------------------------------------------
+
+
+def test_auth_failure_switches_to_the_new_current_and_retries_once(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, db_server: FakeMongoServer, events: list[ClientEvent]
+) -> None:
+    sm.put(secret_string("app", "pw-new"))
+    db_server.passwords["app"] = "pw-new"
+    attempts = []
+
+    def op(db: Any) -> Any:
+        attempts.append(db.client)
+        return db.find_one()
+
+    assert rc.run(op) == {"user": "app"}
+    assert len(attempts) == 2
+    assert attempts[0] is not attempts[1]
+    assert rc.credentials.password == "pw-new"
+    recovered = [e for e in events if e.kind == "auth_recovered"]
+    assert len(recovered) == 1
+    assert recovered[0].stage == "AWSCURRENT"
+    assert rc.metrics.auth_recoveries == 1
+
+
+@pytest.mark.parametrize("stage", ["AWSPENDING", "AWSPREVIOUS"])
+def test_auth_failure_tries_pending_then_previous_when_current_did_not_change(
+    sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock, events: list[ClientEvent], stage: str
+) -> None:
+    if stage == "AWSPREVIOUS":
+        sm.put(secret_string("app_clone", "pw-2"))  # becomes AWSPREVIOUS after the next put
+        sm.put(secret_string("app", "pw-1"))
+    rc = make_client(sm, db_server, clock, events)
+    if stage == "AWSPENDING":
+        sm.put(secret_string("app", "pw-pending"), stage="AWSPENDING")
+        db_server.passwords["app"] = "pw-pending"
+    else:
+        db_server.passwords["app"] = "changed by hand"
+    try:
+        assert rc.run(lambda db: db.find_one()) is not None
+        assert [e.stage for e in events if e.kind == "auth_recovered"] == [stage]
+    finally:
+        rc.close()
+
+
+def test_many_threads_failing_at_once_cause_one_recovery(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, db_server: FakeMongoServer
+) -> None:
+    sm.put(secret_string("app", "pw-new"))
+    db_server.passwords["app"] = "pw-new"
+    barrier = threading.Barrier(16)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            results.append(rc.run(lambda db: db.find_one()))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == []
+    assert len(results) == 16
+    assert sm.get_calls() == 2  # the first read + one recovery read
+    assert len(db_server.built) == 2
+    assert rc.metrics.auth_recoveries == 1
+
+
+def test_failed_recovery_raises_once_and_does_not_loop(
+    rc: RotatingMongoClient,
+    sm: FakeSecretsManager,
+    db_server: FakeMongoServer,
+    clock: FakeClock,
+    events: list[ClientEvent],
+) -> None:
+    db_server.passwords["app"] = "nobody knows"
+    with pytest.raises(AuthenticationError, match="recovery failed") as failure:
+        rc.run(lambda db: db.find_one())
+    assert "nobody knows" not in str(failure.value)
+    assert "pw-1" not in str(failure.value)
+    calls = sm.get_calls()
+    # Within the forced-refresh gap another failure makes no API call.
+    with pytest.raises(AuthenticationError):
+        rc.run(lambda db: db.find_one())
+    assert sm.get_calls() == calls
+    clock.advance(POLICY.forced_refresh_gap)
+    with pytest.raises(AuthenticationError):
+        rc.run(lambda db: db.find_one())
+    assert sm.get_calls() > calls
+    assert "auth_recovery_failed" in kinds(events)
+
+
+def test_other_errors_are_not_retried(rc: RotatingMongoClient) -> None:
+    calls = []
+
+    def op(db: Any) -> None:
+        calls.append(1)
+        raise AutoReconnect("network")
+
+    with pytest.raises(AutoReconnect):
+        rc.run(op)
+    assert len(calls) == 1
+
+
+def test_old_client_is_closed_only_after_running_operations_finish(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, clock: FakeClock
+) -> None:
+    started = threading.Event()
+    release = threading.Event()
+    seen: list[Any] = []
+
+    def slow(db: Any) -> Any:
+        seen.append(db.client)
+        started.set()
+        assert release.wait(10)
+        return db.find_one()
+
+    worker = threading.Thread(target=lambda: seen.append(rc.run(slow)))
+    worker.start()
+    assert started.wait(5)
+    old = seen[0]
+    sm.put(secret_string("app_clone", "pw-2"))
+    assert rc.refresh_now()
+    time.sleep(0.05)  # give the closer thread a chance to (wrongly) close now
+    assert not old.closed
+    release.set()
+    worker.join(10)
+    assert seen[-1] == {"user": "app"}
+    for thread in list(rc._threads):
+        thread.join(10)
+    assert old.closed
+
+
+# -- surface -------------------------------------------------------------------------------------
+
+
+def test_repr_and_events_never_show_the_password(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, events: list[ClientEvent]
+) -> None:
+    sm.put(secret_string("app_clone", "pw-2"))
+    rc.refresh_now()
+    sm.put('{"username": "x", "password": "pw-secret-3"')
+    rc.refresh_now()
+    text = repr(rc) + repr(rc.credentials) + "".join(repr(e) for e in events) + repr(rc.metrics)
+    for password in ("pw-1", "pw-2", "pw-secret-3"):
+        assert password not in text
+
+
+def test_subscribers_get_events_and_their_errors_do_not_break_the_client(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    got: list[str] = []
+
+    def broken(event: ClientEvent) -> None:
+        raise RuntimeError("subscriber bug")
+
+    rc.subscribe(broken)
+    unsubscribe = rc.subscribe(lambda e: got.append(e.kind))
+    sm.put(secret_string("app_clone", "pw-2"))
+    assert rc.refresh_now()
+    assert got == ["refreshed", "switched"]
+    assert "subscriber" in caplog.text
+    unsubscribe()
+    rc.refresh_now()
+    assert got == ["refreshed", "switched"]
+
+
+def test_close_closes_every_client_and_refuses_further_use(
+    sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock
+) -> None:
+    with make_client(sm, db_server, clock, close_grace=60.0) as rc:
+        sm.put(secret_string("app_clone", "pw-2"))
+        rc.refresh_now()
+    assert all(client.closed for client in db_server.built)
+    assert not any(thread.is_alive() for thread in rc._threads)
+    with pytest.raises(DatabaseError, match="closed"):
+        rc.database()
+    rc.close()  # idempotent
+
+
+def test_mongo_options_reach_the_factory_but_cannot_set_the_login(
+    sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock
+) -> None:
+    with make_client(sm, db_server, clock, mongo_options={"maxPoolSize": 7}):
+        assert db_server.built[0].options == {"maxPoolSize": 7}
+    with pytest.raises(ConfigurationError, match="password"):
+        RotatingMongoClient("mongodb-app", secretsmanager_client=sm, clock=clock, mongo_options={"password": "x"})
+
+
+def test_no_dbname_needs_an_explicit_database(db_server: FakeMongoServer, clock: FakeClock) -> None:
+    sm = FakeSecretsManager(json.dumps({"username": "app", "password": "pw-1", "host": "db.example"}))
+    with make_client(sm, db_server, clock) as rc:
+        with pytest.raises(ConfigurationError, match="dbname"):
+            rc.database()
+        assert rc.database("mydb").name == "mydb"
+        assert rc.run(lambda db: db.name, database="other") == "other"
+
+
+def test_first_read_errors_are_translated(db_server: FakeMongoServer, clock: FakeClock) -> None:
+    sm = FakeSecretsManager()
+    sm.failure = throttled()
+    with pytest.raises(SecretsManagerError, match="ThrottlingException"):
+        make_client(sm, db_server, clock)
+    sm.failure = ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "x"}}, "GetSecretValue")
+    with pytest.raises(SecretNotFoundError, match="mongodb-app"):
+        make_client(sm, db_server, clock)
+    sm.failure = None
+    sm.put('{"username": "app"}')
+    with pytest.raises(SecretFormatError, match="'password'"):
+        make_client(sm, db_server, clock)
+
+
+def test_schedule_check_warns_and_derives_a_deadline(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, clock: FakeClock, events: list[ClientEvent]
+) -> None:
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    sm.rotation = {
+        "RotationEnabled": True,
+        "RotationRules": {"AutomaticallyAfterDays": 7},
+        "NextRotationDate": now + dt.timedelta(seconds=30),
+    }
+    check = rc.check_rotation_schedule(derive_deadline=True, margin=5.0, wall_now=now)
+    assert check.warning is None  # 100 s refresh vs 7-day rotation
+    assert check.deadline == clock() + 35.0
+    assert rc._gen.refresh_at == clock() + 35.0
+    sm.rotation["RotationRules"] = {"AutomaticallyAfterDays": 1}
+    with make_client(
+        sm, FakeMongoServer(app="pw-1"), clock, policy=RefreshPolicy(refresh_interval=2 * 86400.0)
+    ) as slow:
+        assert slow.check_rotation_schedule().warning is not None
+    assert "schedule_warning" not in kinds(events)
+
+
+def test_public_names_are_exported() -> None:
+    import client
+    import client.events
+    import client.policy
+    import client.rotating
+
+    for module in (client, client.events, client.policy, client.rotating, client.secretsmanager, client.mongo):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.__all__ names missing {name}"
+    for module in (client.events, client.rotating):
+        assert set(module.__all__) <= set(client.__all__) | {"EVENT_KINDS", "EventKind"}
+    assert {"RotatingMongoClient", "RefreshPolicy", "ClientEvent", "ClientMetrics", "CacheState"} <= set(client.__all__)
+    assert set(ClientMetrics.__dataclass_fields__) >= {
+        "api_calls",
+        "refreshes",
+        "switches",
+        "auth_recoveries",
+        "refresh_failures",
+    }
