@@ -1,0 +1,140 @@
+"""Parsing secret strings into MongoCredentials: the three formats, awkward passwords, safe errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from client.credentials import MongoCredentials, parse_secret
+from client.errors import SecretFormatError
+
+AWKWARD = "p:a/s?s#w[o]r@d%2B+ with space"
+
+
+def parse(document: dict[str, Any]) -> MongoCredentials:
+    return parse_secret(json.dumps(document), secret_id="mongodb-app", version_id="v1")
+
+
+def test_aws_rotation_template_format() -> None:
+    creds = parse(
+        {
+            "engine": "mongo",
+            "host": "db.example.com",
+            "port": 27018,
+            "username": "app",
+            "password": AWKWARD,
+            "dbname": "mydb",
+            "ssl": True,
+            "replicaSet": "rs0",
+            "authSource": "admin",
+            "tlsAllowInvalidHostnames": "true",
+            "masterarn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:admin",
+        }
+    )
+    assert creds.username == "app"
+    assert creds.password == AWKWARD
+    assert creds.hosts == ("db.example.com:27018",)
+    assert creds.database == "mydb"
+    assert creds.auth_source == "admin"
+    assert creds.tls is True
+    assert creds.replica_set == "rs0"
+    assert creds.version_id == "v1"
+    kwargs = creds.client_kwargs()
+    assert kwargs["password"] == AWKWARD  # a keyword argument, never spliced into a URI
+    assert kwargs["host"] == ["db.example.com:27018"]
+    assert kwargs["replicaSet"] == "rs0"
+    assert kwargs["tls"] is True
+    assert kwargs["tlsAllowInvalidHostnames"] is True
+
+
+def test_auth_source_defaults_to_dbname_as_in_the_aws_templates() -> None:
+    creds = parse({"engine": "mongo", "host": "h", "username": "u", "password": "p", "dbname": "mydb"})
+    assert creds.auth_source == "mydb"
+    assert creds.hosts == ("h:27017",)
+
+
+def test_article_format_with_ipaddress_on_the_default_port() -> None:
+    creds = parse({"username": "app", "password": AWKWARD, "ipaddress": "10.0.0.5", "masterarn": "arn:x"})
+    assert creds.hosts == ("10.0.0.5:27017",)
+    assert creds.auth_source == "admin"
+    assert creds.database is None
+    assert creds.password == AWKWARD
+
+
+def test_uri_format_without_credentials() -> None:
+    creds = parse({"uri": "mongodb://h1:1,h2:2/?replicaSet=rs0", "username": "app", "password": AWKWARD})
+    assert creds.uri == "mongodb://h1:1,h2:2/?replicaSet=rs0"
+    assert creds.client_kwargs()["host"] == "mongodb://h1:1,h2:2/?replicaSet=rs0"
+    assert creds.client_kwargs()["password"] == AWKWARD
+
+
+def test_password_with_every_awkward_character_works_with_pymongo() -> None:
+    from pymongo import MongoClient
+
+    creds = parse({"host": "127.0.0.1", "port": 1, "username": "app", "password": AWKWARD})
+    # pymongo accepts the keyword arguments as they are (connect=False: no I/O).
+    client: MongoClient[dict[str, Any]] = MongoClient(**creds.client_kwargs(), connect=False)
+    try:
+        assert client.options.pool_options._credentials.password == AWKWARD  # type: ignore[union-attr]
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({"host": "h", "password": AWKWARD}, "username"),
+        ({"host": "h", "username": "app"}, "password"),
+        ({"host": "h", "username": "app", "password": ""}, "password"),
+        ({"host": "h", "username": 5, "password": AWKWARD}, "username"),
+        ({"username": "app", "password": AWKWARD}, "host"),
+        ({"host": "h", "port": "abc", "username": "app", "password": AWKWARD}, "port"),
+        ({"host": "h", "port": 70000, "username": "app", "password": AWKWARD}, "port"),
+        ({"host": "h", "ssl": "maybe", "username": "app", "password": AWKWARD}, "ssl"),
+        ({"engine": "mysql", "host": "h", "username": "app", "password": AWKWARD}, "engine"),
+        ({"uri": "mongodb://u:pw@h/", "username": "app", "password": AWKWARD}, "uri"),
+        ({"uri": "http://h/", "username": "app", "password": AWKWARD}, "uri"),
+    ],
+)
+def test_errors_name_the_field_and_secret_never_the_value(document: dict[str, Any], field: str) -> None:
+    with pytest.raises(SecretFormatError) as failure:
+        parse(document)
+    message = str(failure.value)
+    assert failure.value.field == field
+    assert f"'{field}'" in message
+    assert "mongodb-app" in message
+    assert AWKWARD not in message
+    assert "pw@h" not in message
+
+
+@pytest.mark.parametrize("text", ["", "   ", "not json", '{"password": "p:a/s?s#w', "[1, 2]", None])
+def test_bad_strings_are_rejected_without_quoting_them(text: str | None) -> None:
+    with pytest.raises(SecretFormatError) as failure:
+        parse_secret(text, secret_id="mongodb-app")
+    assert "mongodb-app" in str(failure.value)
+    assert "p:a/s" not in str(failure.value)
+    assert failure.value.__cause__ is None
+
+
+def test_repr_hides_the_password() -> None:
+    creds = parse({"host": "h", "username": "app", "password": AWKWARD, "tlsCertificateKeyFilePassword": "kfp"})
+    assert AWKWARD not in repr(creds)
+    assert "kfp" not in repr(creds)
+    assert "***" in repr(creds)
+    assert "app" in repr(creds)
+
+
+def test_snapshots_compare_by_login_not_by_version() -> None:
+    a = parse({"host": "h", "username": "app", "password": "x"})
+    b = a.with_version("v2")
+    assert a == b
+    assert a.same_login(b)
+    assert a != parse({"host": "h", "username": "app", "password": "y"})
+
+
+def test_credentials_are_frozen() -> None:
+    creds = parse({"host": "h", "username": "app", "password": "x"})
+    with pytest.raises(AttributeError):
+        creds.password = "other"  # type: ignore[misc]
