@@ -626,8 +626,11 @@ def plot(path: Path, reports: Sequence[tuple[str, FleetReport]], rows: Sequence[
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.5), squeeze=False)
     calls_axis = axes[0][0]
     for name, report in reports:
+        if report.config.worst_case:
+            continue  # same starts and refreshes as the random schedule: the same curve
         per_hour = [sum(report.calls_per_minute[i : i + 60]) for i in range(0, 14 * 24 * 60, 60)]
         calls_axis.plot([hour / 24 for hour in range(len(per_hour))], per_hour, label=name)
+    calls_axis.set_yscale("log")
     calls_axis.set_xlabel("day")
     calls_axis.set_ylabel("GetSecretValue calls per hour")
     calls_axis.set_title("Fleet calls, first 14 days")
@@ -650,6 +653,14 @@ def plot(path: Path, reports: Sequence[tuple[str, FleetReport]], rows: Sequence[
             broken_axis.plot(
                 x, [row.worst_case_broken_instances for row in selected], marker="x", label=f"jitter {jitter:g}"
             )
+        guaranteed = sorted({(row.refresh_days, row.guaranteed_margin) for row in rows})
+        margin_axis.plot(
+            [days for days, _ in guaranteed],
+            [margin / HOUR for _, margin in guaranteed],
+            color="black",
+            linewidth=2,
+            label="guaranteed (any rotation hours)",
+        )
         default_days = RefreshPolicy().refresh_interval / DAY
         for axis in (margin_axis, broken_axis):
             axis.axvline(default_days, color="grey", linestyle=":", label="client default")
