@@ -428,9 +428,46 @@ def diagnose(
     current = credentials("AWSCURRENT")
     if current is None:
         return [Finding("current-unreadable", f"AWSCURRENT of {secret_id!r} cannot be read or parsed")]
+    pending = credentials(AWSPENDING, pending_token) if pending_token is not None else None
+    master: MongoCredentials | None = None
+    try:
+        document = json.loads(gateway.secret_string(secret_id, stage="AWSCURRENT"))
+        master_arn = document.get("masterarn")
+        if isinstance(master_arn, str):
+            master = parse_secret(gateway.secret_string(master_arn, stage="AWSCURRENT"), secret_id=master_arn)
+            mongo.check_login(master)
+    except (SecretSwitchError, ValueError, AttributeError) as exc:
+        findings.append(Finding("master-unusable", f"the master secret cannot be used: {exc}"))
+        master = None
+
+    # Role drift first: a resumed rotation's testSecret refuses a drifted pair.
+    passive = pending if pending is not None else credentials("AWSPREVIOUS")
+    if master is not None and passive is not None and passive.username != current.username:
+        try:
+            active_roles = mongo.user_roles(master, current.username, current.auth_source)
+            passive_roles = mongo.user_roles(master, passive.username, passive.auth_source)
+        except SecretSwitchError as exc:
+            findings.append(Finding("roles-unreadable", f"cannot read the users' roles: {exc}"))
+        else:
+            if passive_roles is not None and normalize_roles(active_roles or []) != normalize_roles(passive_roles):
+                fixed = False
+                if fix and active_roles is not None:
+                    try:
+                        mongo.set_roles(master, passive.username, passive.auth_source, active_roles)
+                        fixed = True
+                    except SecretSwitchError:
+                        fixed = False
+                findings.append(
+                    Finding(
+                        "role-drift",
+                        f"roles differ: {current.username!r} {normalize_roles(active_roles or [])} vs "
+                        f"{passive.username!r} {normalize_roles(passive_roles)}",
+                        fixed,
+                    )
+                )
+
     current_ok = logs_in(current)
     if pending_token is not None:
-        pending = credentials(AWSPENDING, pending_token)
         if pending is not None and pending.username != current.username and not current_ok and not logs_in(pending):
             findings.append(
                 Finding(
@@ -452,16 +489,6 @@ def diagnose(
         findings.append(Finding("stuck-rotation", message, fixed))
         current = credentials("AWSCURRENT") or current
         current_ok = logs_in(current)
-    master: MongoCredentials | None = None
-    try:
-        document = json.loads(gateway.secret_string(secret_id, stage="AWSCURRENT"))
-        master_arn = document.get("masterarn")
-        if isinstance(master_arn, str):
-            master = parse_secret(gateway.secret_string(master_arn, stage="AWSCURRENT"), secret_id=master_arn)
-            mongo.check_login(master)
-    except (SecretSwitchError, ValueError, AttributeError) as exc:
-        findings.append(Finding("master-unusable", f"the master secret cannot be used: {exc}"))
-        master = None
     if not current_ok:
         fixed = False
         if fix and master is not None:
@@ -473,29 +500,4 @@ def diagnose(
         findings.append(
             Finding("current-fails", f"AWSCURRENT ({current.username!r}) does not log in to MongoDB", fixed)
         )
-    if master is not None:
-        previous = credentials("AWSPREVIOUS")
-        if previous is not None and previous.username != current.username:
-            try:
-                active_roles = mongo.user_roles(master, current.username, current.auth_source)
-                passive_roles = mongo.user_roles(master, previous.username, previous.auth_source)
-            except SecretSwitchError as exc:
-                findings.append(Finding("roles-unreadable", f"cannot read the users' roles: {exc}"))
-            else:
-                if passive_roles is not None and normalize_roles(active_roles or []) != normalize_roles(passive_roles):
-                    fixed = False
-                    if fix and active_roles is not None:
-                        try:
-                            mongo.set_roles(master, previous.username, previous.auth_source, active_roles)
-                            fixed = True
-                        except SecretSwitchError:
-                            fixed = False
-                    findings.append(
-                        Finding(
-                            "role-drift",
-                            f"roles differ: {current.username!r} {normalize_roles(active_roles or [])} vs "
-                            f"{previous.username!r} {normalize_roles(passive_roles)}",
-                            fixed,
-                        )
-                    )
     return findings
