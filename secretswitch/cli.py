@@ -19,7 +19,13 @@ from client.errors import SecretSwitchError
 __all__ = ["main"]
 
 # Modules that provide sub-commands, in the order --help lists them.
-_COMMAND_MODULES = ("secretswitch.local", "secretswitch.simulate", "secretswitch.rotate", "secretswitch.package")
+_COMMAND_MODULES = (
+    "secretswitch.local",
+    "secretswitch.demo",
+    "secretswitch.simulate",
+    "secretswitch.rotate",
+    "secretswitch.package",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,212 @@
+"""The demo's options: parsed from the command line and the environment, checked before anything starts.
+
+Pure code: no servers, no network. :func:`config_from_args` turns parsed
+arguments (and the environment) into a frozen :class:`DemoConfig`, or raises
+:class:`~client.errors.ConfigurationError` with one line that says what to
+change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from client.errors import ConfigurationError
+
+__all__ = ["DAY", "DemoConfig", "add_arguments", "config_from_args"]
+
+DAY = 86400.0
+"""Seconds in one (demo) day."""
+
+SECRET_ID_ENV = "SECRETSWITCH_SECRET_ID"
+ENDPOINT_ENV = "AWS_ENDPOINT_URL_SECRETS_MANAGER"
+MONGODB_URI_ENV = "MONGODB_URI"
+# A rotation (four steps, two logins, one updateUser) takes 0.6-1 s on the local stack under the workload.
+MIN_ROTATION_INTERVAL_S = 1.5
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Everything one demo run needs to know.
+
+    Attributes:
+        rotations: scheduled rotations to run.
+        rotation_days: demo days between scheduled rotations.
+        refresh_days: the client's refresh interval, in demo days (an upper bound).
+        day_seconds: real seconds in one demo day.
+        workers: application worker threads.
+        rate: target operations per second of all workers together.
+        write_ratio: share of operations that are inserts (the rest are reads).
+        manual_rotation: add one out-of-schedule rotation in the middle of a cache period.
+        naive: also run the same workload through a plain ``MongoClient``, side by side.
+        out_dir: where the results go; ``None`` means a new folder under the current directory.
+        plain: print one line per event even on a terminal.
+        external: use an existing Secrets Manager (real AWS or ``endpoint``) and the secret it holds.
+        secret_id: the application's secret (external mode).
+        endpoint: Secrets Manager endpoint URL (external mode); ``None`` means AWS itself.
+        region: AWS region; ``None`` means boto3's usual resolution (external) or us-east-1 (embedded).
+        verify_uri: a MongoDB URI that can read the application's database, for the final
+            check of every acknowledged write (external mode; ``MONGODB_URI``).
+        seed: seed of the workload's random choices (reproducible runs).
+    """
+
+    rotations: int = 4
+    rotation_days: float = 7.0
+    refresh_days: float = 6.0
+    day_seconds: float = 1.0
+    workers: int = 8
+    rate: float = 200.0
+    write_ratio: float = 0.5
+    manual_rotation: bool = False
+    naive: bool = False
+    out_dir: Path | None = None
+    plain: bool = False
+    external: bool = False
+    secret_id: str = "mongodb-app"
+    endpoint: str | None = None
+    region: str | None = None
+    verify_uri: str | None = None
+    seed: int | None = None
+
+    @property
+    def demo_seconds_per_real_second(self) -> float:
+        return DAY / self.day_seconds
+
+    @property
+    def refresh_interval(self) -> float:
+        """The client's refresh interval in demo seconds."""
+        return self.refresh_days * DAY
+
+    @property
+    def last_rotation_day(self) -> float:
+        return self.rotations * self.rotation_days
+
+    @property
+    def max_days(self) -> float:
+        """The latest demo day the run may last: after the last rotation, one refresh interval and a day."""
+        return self.last_rotation_day + self.refresh_days + 1.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the demo's options to ``parser`` (shared by ``python -m demo_app`` and ``secretswitch demo``)."""
+    timing = parser.add_argument_group("compressed time")
+    timing.add_argument("--rotations", type=int, default=4, help="scheduled rotations to run (default: %(default)s)")
+    timing.add_argument(
+        "--rotation-days", type=float, default=7.0, help="demo days between rotations (default: %(default)s)"
+    )
+    timing.add_argument(
+        "--refresh-days",
+        type=float,
+        default=6.0,
+        help="the client's refresh interval in demo days; must be shorter than --rotation-days (default: %(default)s)",
+    )
+    timing.add_argument(
+        "--day-seconds", type=float, default=1.0, help="real seconds in one demo day (default: %(default)s)"
+    )
+    workload = parser.add_argument_group("workload")
+    workload.add_argument("--workers", type=int, default=8, help="application threads (default: %(default)s)")
+    workload.add_argument(
+        "--rate", type=float, default=200.0, help="operations per second, all workers together (default: %(default)s)"
+    )
+    workload.add_argument("--seed", type=int, default=None, help="seed the workload's random choices")
+    scenarios = parser.add_argument_group("scenarios")
+    scenarios.add_argument(
+        "--manual-rotation",
+        action="store_true",
+        help="rotate once more out of schedule, mid cache period, so the client's cached user changes "
+        "under it; the client must recover through the authentication-failure path",
+    )
+    scenarios.add_argument(
+        "--naive",
+        action="store_true",
+        help="also run the same workload through a plain MongoClient built once, side by side",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--out", type=Path, default=None, help="results folder (default: a new folder under the current directory)"
+    )
+    output.add_argument("--plain", action="store_true", help="one line per event, even on a terminal")
+    external = parser.add_argument_group(
+        "real infrastructure",
+        "By default the demo starts its own Secrets Manager (moto) and MongoDB (SecantusDB). Give a secret id "
+        f"(or set {SECRET_ID_ENV}) or an endpoint to use an existing Secrets Manager instead: real AWS through "
+        f"boto3's usual configuration, or the endpoint in --secretsmanager-endpoint / {ENDPOINT_ENV}. "
+        "The secret names the MongoDB; set MONGODB_URI to a user that can read the application's database "
+        "for the final check of every write.",
+    )
+    external.add_argument("--secret-id", default=None, help=f"the application's secret (env {SECRET_ID_ENV})")
+    external.add_argument(
+        "--secretsmanager-endpoint", default=None, help=f"Secrets Manager endpoint URL (env {ENDPOINT_ENV})"
+    )
+    external.add_argument("--region", default=None, help="AWS region (default: boto3's usual resolution)")
+
+
+def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> DemoConfig:
+    """Build and check the configuration.
+
+    Raises:
+        ConfigurationError: an option cannot work; the message says what to change.
+    """
+    _positive_int(args.rotations, "--rotations")
+    _positive(args.rotation_days, "--rotation-days")
+    _positive(args.refresh_days, "--refresh-days")
+    _positive(args.day_seconds, "--day-seconds")
+    _positive_int(args.workers, "--workers")
+    _positive(args.rate, "--rate")
+    if args.refresh_days >= args.rotation_days:
+        raise ConfigurationError(
+            f"--refresh-days ({args.refresh_days:g}) must be shorter than --rotation-days ({args.rotation_days:g}): "
+            "a client that re-reads the secret less often than it is rotated can hold a password that was changed; "
+            f"try --refresh-days {args.rotation_days * 6 / 7:g}"
+        )
+    if args.day_seconds * args.rotation_days < MIN_ROTATION_INTERVAL_S:
+        raise ConfigurationError(
+            f"--day-seconds {args.day_seconds:g} x --rotation-days {args.rotation_days:g} leaves "
+            f"{args.day_seconds * args.rotation_days:.2g} s between rotations, and a rotation takes up to a second "
+            f"on the local stack; use --day-seconds {MIN_ROTATION_INTERVAL_S / args.rotation_days:.2g} or more"
+        )
+    if args.rate / args.workers > 500:
+        raise ConfigurationError(f"--rate {args.rate:g} is more than 500 operations per second per worker; lower it")
+    secret_id = args.secret_id or environ.get(SECRET_ID_ENV) or None
+    endpoint = args.secretsmanager_endpoint or None
+    external = secret_id is not None or endpoint is not None
+    if external and endpoint is None:
+        endpoint = environ.get(ENDPOINT_ENV) or None
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"--secretsmanager-endpoint {endpoint!r} is not a URL; give it as http://host:port or https://host"
+        )
+    verify_uri = environ.get(MONGODB_URI_ENV) or None if external else None
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ConfigurationError(f"--out {args.out} exists and is not a folder; give a folder (it is created if new)")
+    return DemoConfig(
+        rotations=args.rotations,
+        rotation_days=args.rotation_days,
+        refresh_days=args.refresh_days,
+        day_seconds=args.day_seconds,
+        workers=args.workers,
+        rate=args.rate,
+        manual_rotation=args.manual_rotation,
+        naive=args.naive,
+        out_dir=args.out,
+        plain=args.plain,
+        external=external,
+        secret_id=secret_id or "mongodb-app",
+        endpoint=endpoint,
+        region=args.region,
+        verify_uri=verify_uri,
+        seed=args.seed,
+    )
+
+
+def _positive(value: float, flag: str) -> None:
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{flag} must be a positive number, not {value:g}")
+
+
+def _positive_int(value: int, flag: str) -> None:
+    if value <= 0:
+        raise ConfigurationError(f"{flag} must be a positive whole number, not {value}")
