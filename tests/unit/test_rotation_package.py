@@ -1,0 +1,51 @@
+"""The deployment zip imports on its own: handler module, client modules and pymongo, with only boto3 besides."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import boto3
+
+from secretswitch.package import build_lambda_zip
+
+PROBE = """
+import sys
+root = sys.argv[1]
+import lambda_function, rotation_lambda, client, pymongo, bson
+for module in (lambda_function, rotation_lambda, client, pymongo, bson):
+    assert module.__file__.startswith(root), (module.__name__, module.__file__)
+assert callable(lambda_function.lambda_handler)
+try:
+    lambda_function.lambda_handler({"Step": "nope", "SecretId": "s", "ClientRequestToken": "t"}, None)
+except Exception as exc:
+    assert type(exc).__name__ == "RotationError", exc
+    print("refused:", exc)
+"""
+
+
+def test_the_zip_handler_imports_with_only_the_zip_and_boto3(tmp_path: Path) -> None:
+    # Built from this environment's pymongo: fetching the Lambda platform's wheel needs the network.
+    archive = build_lambda_zip(tmp_path / "rotation.zip", from_current_env=True)
+    with zipfile.ZipFile(archive) as opened:
+        names = set(opened.namelist())
+        opened.extractall(tmp_path / "task")  # the Lambda runtime unpacks to /var/task
+    assert {"lambda_function.py", "rotation_lambda/lambda_function.py", "client/credentials.py"} <= names
+    assert "client/cache.py" not in names
+    boto3_site = str(Path(boto3.__file__).resolve().parent.parent)
+    task = str(tmp_path / "task")
+    code = f"import sys; sys.path[:0] = [{task!r}]; sys.path.append({boto3_site!r}); exec(open(sys.argv[2]).read())"
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, task, str(probe)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "unknown rotation step" in result.stdout
