@@ -55,7 +55,8 @@ def make_handler(
 
     Args:
         secretsmanager_client_factory: returns a boto3 ``secretsmanager``
-            client; called once per invocation. Default: from the environment.
+            client; called on the first invocation and the client reused (a
+            new boto3 client costs ~50 ms). Default: from the environment.
         mongo_client_factory: builds a ``MongoClient`` from credentials.
         environ: the environment to read the policy from (default ``os.environ``,
             read at each invocation).
@@ -66,16 +67,19 @@ def make_handler(
         Manager sees the step fail) with a message that names what to fix.
     """
     mongo = MongoGateway(mongo_client_factory or default_mongo_client_factory)
+    clients: list[SecretsManagerClient] = []  # built once, reused by warm invocations
 
     def handler(event: dict[str, Any], context: Any) -> None:
         env = os.environ if environ is None else environ
         try:
             rotation_event = parse_event(event)
-            client = (
-                secretsmanager_client_factory()
-                if secretsmanager_client_factory is not None
-                else default_secretsmanager_client(env)
-            )
+            if not clients:
+                clients.append(
+                    secretsmanager_client_factory()
+                    if secretsmanager_client_factory is not None
+                    else default_secretsmanager_client(env)
+                )
+            client = clients[0]
             rotator = Rotator(SecretsManagerGateway(client), mongo, environ=env, sleep=sleep)
             rotator.run(rotation_event)
         except SecretSwitchError as exc:
