@@ -304,7 +304,5 @@ def test_fault_soak() -> None:
     assert mongo_pid is not None
     assert not _alive(mongo_pid)
     time.sleep(0.5)
-    leftover = [
-        t.name for t in threading.enumerate() if t.ident not in threads_before and not t.name.startswith("pymongo")
-    ]
+    leftover = [t.name for t in threading.enumerate() if t.ident not in threads_before]
     assert not leftover, leftover
