@@ -10,7 +10,7 @@ API:
 
 * :class:`RefreshPolicy` — the settings (a frozen dataclass, validated):
 
-  - ``refresh_interval`` (default 6 days) is an **upper bound**: each refresh
+  - ``refresh_interval`` (default 5 days, see the README's fleet simulation) is an **upper bound**: each refresh
     is scheduled uniformly in ``[refresh_interval * (1 - jitter),
     refresh_interval]`` after the fetch, never beyond
     (:meth:`RefreshPolicy.next_refresh_at`);
@@ -84,7 +84,11 @@ class RefreshPolicy:
     Attributes:
         refresh_interval: the longest a fetched value is trusted before it is
             re-read: an upper bound, not an average. Keep it shorter than the
-            rotation interval (6 days for a 7-day rotation).
+            shortest gap between two rotations minus the rotation's own
+            duration: for ``rate(7 days)`` Secrets Manager rotates at a random
+            time of a 24-hour window, so two rotations can be 6 days apart,
+            and 5 days keeps a day of margin (the fleet simulation measured a
+            guaranteed margin of -1 minute at 6 days).
         jitter: the fraction of ``refresh_interval`` over which refreshes are
             spread, so a fleet started together does not refresh together:
             each refresh lands uniformly in ``[interval * (1 - jitter),
@@ -99,7 +103,7 @@ class RefreshPolicy:
         ConfigurationError: a value is negative, not finite or out of range.
     """
 
-    refresh_interval: float = 6 * DAY
+    refresh_interval: float = 5 * DAY
     jitter: float = 0.1
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
@@ -251,30 +255,46 @@ def recovery_stages(failed_version: str | None, current_version: str | None) -> 
     return (AWSPENDING, AWSPREVIOUS)
 
 
-def rotation_schedule_warning(policy: RefreshPolicy, rotation_interval: float | None) -> str | None:
-    """A warning when the refresh interval is not shorter than the rotation interval.
+def rotation_schedule_warning(
+    policy: RefreshPolicy,
+    rotation_interval: float | None,
+    *,
+    rotation_window: float = DAY,
+    rotation_duration: float = 3600.0,
+) -> str | None:
+    """A warning when a cached user could be rotated twice before it is re-read.
 
-    With alternating users, a cached user keeps working for one full rotation
-    interval after it stopped being ``AWSCURRENT``; the client must re-read the
-    secret within that time, so ``refresh_interval`` (already the upper bound,
-    jitter included) must be strictly shorter.
+    With alternating users, a cached user keeps working until the rotation
+    after the one that demoted it. Secrets Manager starts each rotation at a
+    random time of its window, so two rotations can be as close as
+    ``rotation_interval - rotation_window``; and a value read while a rotation
+    is running names the user the *next* rotation changes. The refresh
+    interval (already an upper bound, jitter included) must be shorter than
+    ``rotation_interval - rotation_window - rotation_duration``.
 
     Args:
         policy: the client's policy.
-        rotation_interval: the secret's rotation interval in the same unit
-            (seconds), or ``None`` when rotation is off or unreadable.
+        rotation_interval: the secret's rotation interval in seconds, or
+            ``None`` when rotation is off or unreadable.
+        rotation_window: the length of the rotation window (``Duration``;
+            a day for ``rate(N days)`` without one).
+        rotation_duration: how long one rotation may take, createSecret to
+            finishSecret.
 
     Returns:
         A message without any secret value, or ``None`` when the schedule is safe.
     """
     if rotation_interval is None:
         return None
-    if policy.refresh_interval < rotation_interval:
+    shortest_gap = rotation_interval - rotation_window
+    if policy.refresh_interval < shortest_gap - rotation_duration:
         return None
     return (
-        f"refresh interval {policy.refresh_interval / DAY:.2f} days is not shorter than the secret's "
-        f"rotation interval {rotation_interval / DAY:.2f} days: a cached user may be rotated twice "
-        "before it is re-read; lower RefreshPolicy.refresh_interval or derive the deadline from the schedule"
+        f"refresh interval {policy.refresh_interval / DAY:.2f} days is not shorter than the shortest gap between "
+        f"two rotations ({rotation_interval / DAY:.2f}-day rotation, {rotation_window / 3600:.0f}-hour window: "
+        f"{shortest_gap / DAY:.2f} days) minus {rotation_duration / 60:.0f} minutes for a rotation to run: a cached "
+        "user may be rotated twice before it is re-read; lower RefreshPolicy.refresh_interval "
+        "or derive the deadline from the schedule"
     )
 
 

@@ -384,7 +384,8 @@ class RotatingMongoClient:
         schedule = self._source.rotation_schedule()
         # In the clock's own days: a demo that compresses time compresses both.
         interval = schedule.interval_days * DAY if schedule.interval_days else None
-        warning = rotation_schedule_warning(self.policy, interval) if schedule.enabled else None
+        window = schedule.window_hours * 3600.0 if schedule.window_hours else DAY
+        warning = rotation_schedule_warning(self.policy, interval, rotation_window=window) if schedule.enabled else None
         if warning is not None:
             _log.warning("secret %s: %s", self.secret_id, warning)
             self._emit("schedule_warning", message=warning)

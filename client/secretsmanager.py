@@ -10,6 +10,7 @@ from ``repr``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
 __all__ = ["RotationSchedule", "SecretSource", "SecretVersion", "default_secretsmanager_client"]
 
 _NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
+
+
+# ``rate(7 days)`` and a ``Duration`` of ``"3h"``: the two schedule forms the client can reason about.
+_RATE_DAYS = re.compile(r"rate\((\d+) days?\)")
+_DURATION_HOURS = re.compile(r"(\d+)h")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,8 @@ class RotationSchedule:
         schedule_expression: the ``rate()``/``cron()`` expression, if any.
         next_rotation: ``NextRotationDate`` (aware, UTC), if Secrets Manager gave one.
         last_rotated: ``LastRotatedDate`` (aware, UTC), if any.
+        window_hours: the rotation window (``Duration``, e.g. ``"3h"``), or
+            ``None`` when unset (a day for ``rate(N days)``).
     """
 
     enabled: bool
@@ -58,6 +66,7 @@ class RotationSchedule:
     schedule_expression: str | None = None
     next_rotation: dt.datetime | None = None
     last_rotated: dt.datetime | None = None
+    window_hours: int | None = None
 
 
 def default_secretsmanager_client() -> SecretsManagerClient:
@@ -137,10 +146,17 @@ class SecretSource:
         except Exception as exc:
             raise self._translate(exc, "DescribeSecret", None) from exc
         rules = response.get("RotationRules") or {}
+        expression = rules.get("ScheduleExpression")
+        interval_days = rules.get("AutomaticallyAfterDays")
+        if interval_days is None and expression:
+            rate = _RATE_DAYS.fullmatch(expression.strip())
+            interval_days = int(rate.group(1)) if rate else None
+        duration = _DURATION_HOURS.fullmatch(str(rules.get("Duration") or "").strip())
         return RotationSchedule(
             enabled=bool(response.get("RotationEnabled", False)),
-            interval_days=rules.get("AutomaticallyAfterDays"),
-            schedule_expression=rules.get("ScheduleExpression"),
+            interval_days=interval_days,
+            schedule_expression=expression,
+            window_hours=int(duration.group(1)) if duration else None,
             next_rotation=_aware(response.get("NextRotationDate")),
             last_rotated=_aware(response.get("LastRotatedDate")),
         )

@@ -22,9 +22,10 @@ from client.policy import (
 )
 
 
-def test_default_interval_is_six_days_with_ten_percent_jitter() -> None:
+def test_default_interval_is_five_days_with_ten_percent_jitter() -> None:
+    """5 days, not 6: rate(7 days) with a 24-hour window can rotate twice 6 days apart (fleet simulation)."""
     policy = RefreshPolicy()
-    assert policy.refresh_interval == 6 * DAY
+    assert policy.refresh_interval == 5 * DAY
     assert policy.jitter == 0.1
 
 
@@ -149,14 +150,27 @@ def test_auth_failure_codes(code: int | None, expected: bool) -> None:
     assert is_auth_failure_code(code) is expected
 
 
-def test_rotation_schedule_warning() -> None:
-    policy = RefreshPolicy(refresh_interval=6 * DAY)
-    assert rotation_schedule_warning(policy, 7 * DAY) is None
-    assert rotation_schedule_warning(policy, None) is None
-    warning = rotation_schedule_warning(policy, 6 * DAY)
-    assert warning is not None
-    assert "not shorter than the secret's rotation interval" in warning
-    assert rotation_schedule_warning(policy, 1 * DAY) is not None
+@pytest.mark.parametrize(
+    ("refresh_days", "rotation_days", "window_hours", "warns"),
+    [
+        (5, 7, 24, False),  # the default against rate(7 days): a day of margin
+        (6, 7, 24, True),  # two rotations can be 6 days apart: no margin left
+        (6.5, 7, 24, True),  # shorter than the interval, still unsafe (the old check let it pass)
+        (6, 7, 4, False),  # a 4-hour window leaves 6 days 20 hours between rotations
+        (6, 6, 24, True),
+        (1, 1, 24, True),  # a window as long as the interval leaves no safe refresh interval
+    ],
+)
+def test_rotation_schedule_warning(refresh_days: float, rotation_days: int, window_hours: int, warns: bool) -> None:
+    policy = RefreshPolicy(refresh_interval=refresh_days * DAY)
+    warning = rotation_schedule_warning(policy, rotation_days * DAY, rotation_window=window_hours * 3600.0)
+    assert (warning is not None) is warns
+    if warning is not None:
+        assert "shortest gap between two rotations" in warning
+
+
+def test_rotation_schedule_warning_without_rotation() -> None:
+    assert rotation_schedule_warning(RefreshPolicy(), None) is None
 
 
 def test_deadline_before_rotation() -> None:

@@ -157,10 +157,6 @@ def test_a_five_day_interval_never_breaks_even_on_the_worst_case_schedule(jitter
         assert guaranteed_margin(config) > 23 * HOUR
 
 
-@pytest.mark.xfail(
-    RefreshPolicy().refresh_interval >= 6 * DAY,
-    reason="the client's default refresh interval (6 days) leaves no margin against rate(7 days); see README",
-)
 def test_the_client_default_refresh_interval_has_a_margin_of_hours() -> None:
     assert guaranteed_margin(FleetConfig()) > 12 * HOUR
 
