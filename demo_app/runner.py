@@ -298,6 +298,8 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
     out = stdout if stdout is not None else sys.stdout
     live = (not config.plain) and (out.isatty() if interactive is None else interactive)
     out_dir = config.out_dir or default_out_dir()
+    # Real infrastructure is checked before anything starts (and before the folder is made).
+    infra: Infrastructure | None = _external(config) if config.external else None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -306,15 +308,12 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
     clock = DemoClock(config.day_seconds)
     events = EventLog(clock.day, clock.started)
     client_view = ClientView()
-    infra: Infrastructure | None = None
     printer_lock = threading.Lock()
 
     def say(line: str) -> None:
         with printer_lock:
             print(line, file=out, flush=True)
 
-    if config.external:
-        infra = _external(config)  # checks everything before anything starts
     say(f"secretswitch demo: results go to {out_dir}")
     if infra is None:
         say("starting the embedded stack (moto Secrets Manager + SecantusDB) ...")
@@ -359,6 +358,8 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
             naive=config.naive,
         )
         database = rc.credentials.database or "mydb"
+        # Side by side, each workload gets half the rate: the same load on the machine as without --naive.
+        side_rate = config.rate / 2 if naive_client is not None else config.rate
         running_client = rc
         workloads.append(
             Workload(
@@ -368,7 +369,7 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
                 side="client",
                 database=database,
                 workers=config.workers,
-                rate=config.rate,
+                rate=side_rate,
                 write_ratio=config.write_ratio,
                 started=clock.started,
                 seed=config.seed,
@@ -383,7 +384,7 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
                     side="naive",
                     database=database,
                     workers=config.workers,
-                    rate=config.rate,
+                    rate=side_rate,
                     write_ratio=config.write_ratio,
                     started=clock.started,
                     seed=None if config.seed is None else config.seed + 1,

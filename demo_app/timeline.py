@@ -128,12 +128,12 @@ def render_timeline(path: Path, state: DemoState, summary: dict[str, Any]) -> No
     from matplotlib.lines import Line2D
 
     handles += [
-        Line2D([], [], color="0.35", linestyle="--", label="rotation (scheduled)"),
+        Line2D([], [], color="0.35", linestyle="--", label="rotation done (shaded: its 4 steps)"),
         Line2D([], [], color=FAILED_COLOR, linestyle="--", label="rotation (manual)"),
         Line2D([], [], color="#2ca02c", marker="v", linestyle="", markersize=9, label="client switch"),
         Line2D([], [], color=FAILED_COLOR, marker="*", linestyle="", markersize=12, label="auth-failure recovery"),
     ]
-    ax.legend(handles=handles, loc="upper left", ncol=4, fontsize=8.5, framealpha=0.9)
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8.5, frameon=False)
 
     # Who is AWSCURRENT, and whom the client uses.
     band = axes[1]
@@ -188,18 +188,24 @@ def render_timeline(path: Path, state: DemoState, summary: dict[str, Any]) -> No
         axis.set_xticks([d for d in range(0, int(end_day) + 1) if d % max(1, round(config.rotation_days)) == 0],
                         minor=False)  # fmt: skip
         axis.set_xticks(range(int(end_day) + 1), minor=True)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def _mark_events(ax: Any, events: Sequence[DemoEvent], top: float) -> None:
+    started = {e.fields.get("number"): e.day for e in events if e.kind == "rotation_started"}
     for e in events:
         if e.kind == "rotation_finished":
             manual = bool(e.fields.get("manual"))
+            # The rotation's four steps run from its start to this line.
+            begin = started.get(e.fields.get("number"), e.day)
+            ax.axvspan(begin, e.day, color=FAILED_COLOR if manual else "0.5", alpha=0.12, linewidth=0)
             ax.axvline(e.day, color=FAILED_COLOR if manual else "0.35", linestyle="--", linewidth=1.2)
             label = f"{'manual ' if manual else ''}rotation {e.fields.get('number')}\n→ {e.fields.get('to_user')}"
-            ax.text(e.day, top * 0.97, label, ha="right", va="top", fontsize=8, rotation=0,
+            # Manual rotations come soon after a scheduled one: label them on the other side, lower.
+            ax.text(e.day, top * (0.88 if manual else 0.97), label, ha="left" if manual else "right", va="top",
+                    fontsize=8,
                     color=FAILED_COLOR if manual else "0.25")  # fmt: skip
         elif e.kind == "client_switched":
             ax.plot([e.day], [top * 0.80], marker="v", color="#2ca02c", markersize=10)
