@@ -18,6 +18,11 @@ upgrade breaks one file. What we rely on, and why:
 * A step that raises is turned into an ``InvalidRequestException`` (HTTP 400,
   which botocore does not retry); moto stops its loop there and leaves the
   versions as they are, like a failed rotation on AWS.
+* moto's ``UpdateSecretVersionStage`` moves the ``AWSCURRENT`` label but not
+  the secret's internal default version, which answers a ``GetSecretValue``
+  without a stage and ``DescribeSecret``; only moto's own ``RotateSecret``
+  moves it. On AWS the default *is* ``AWSCURRENT``, so we keep the two in step
+  (a resumed rotation moves ``AWSCURRENT`` through that call alone).
 * The backends are module-level state in moto, shared by every server in the
   process and keyed by account and region: a server resets only the region it
   is started for, so two stacks in one process stay apart by region.
@@ -95,8 +100,23 @@ def _local_lambda_backend(account_id: str, region: str) -> _LocalLambdaBackend:
 
 def _install_lambda_router() -> None:
     import moto.awslambda.utils as lambda_utils
+    from moto.secretsmanager.models import SecretsManagerBackend
 
     lambda_utils.get_backend = _local_lambda_backend
+    original = SecretsManagerBackend.update_secret_version_stage
+    if getattr(original, "_secretswitch_patched", False):
+        return
+
+    def update_secret_version_stage(
+        backend: Any, secret_id: str, version_stage: str, remove_from_version_id: str, move_to_version_id: str
+    ) -> Any:
+        result = original(backend, secret_id, version_stage, remove_from_version_id, move_to_version_id)
+        if version_stage == "AWSCURRENT" and move_to_version_id:
+            backend.secrets[secret_id].set_default_version_id(move_to_version_id)
+        return result
+
+    update_secret_version_stage._secretswitch_patched = True  # type: ignore[attr-defined]
+    SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage
 
 
 class MotoSecretsManagerServer:

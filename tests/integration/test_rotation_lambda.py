@@ -177,6 +177,8 @@ def test_a_rotation_killed_after_a_step_resumes_and_current_always_logs_in(
     resumed = _rotate(rstack, resume=True)
     assert resumed.completed, resumed.message
     assert _creds(rstack, "AWSCURRENT")["username"] != before["username"]
+    # A GetSecretValue without a stage means AWSCURRENT, as on AWS (moto needs demo_app.moto_server's fix).
+    assert sm.get_secret_value(SecretId=rstack.info.app_secret_id)["VersionId"] == resumed.token
     _assert_healthy(rstack)
 
 
