@@ -14,6 +14,9 @@ import pytest
 if TYPE_CHECKING:
     from demo_app.stack import EmbeddedStack
 
+# Fails the session if any password a secret ever held reaches a log line or test output.
+pytest_plugins = ["tests.leakcheck"]
+
 
 class FakeClock:
     """A monotonic clock that moves only when told to."""
