@@ -244,8 +244,15 @@ def _external(config: DemoConfig) -> Infrastructure:
 
     def verifier() -> MongoClient[dict[str, Any]]:
         if verify_uri:
-            return MongoClient(verify_uri, serverSelectionTimeoutMS=5000)
-        # No MONGODB_URI: an independent client from AWSCURRENT, built at the end.
+            reader: MongoClient[dict[str, Any]] = MongoClient(verify_uri, serverSelectionTimeoutMS=5000)
+            try:
+                reader[credentials.database or "mydb"][COLLECTION].find_one({}, projection={"_id": 1})
+                return reader
+            except PyMongoError as exc:
+                # e.g. `secretswitch local`'s admin URI: userAdminAnyDatabase cannot read the app's database.
+                _log.warning("MONGODB_URI cannot read the application's database (%s); using AWSCURRENT", exc)
+                reader.close()
+        # No usable MONGODB_URI: an independent client from AWSCURRENT, built at the end.
         latest = make_client().get_secret_value(SecretId=config.secret_id, VersionStage="AWSCURRENT")
         fresh = parse_secret(latest.get("SecretString"), secret_id=config.secret_id)
         return MongoClient(**fresh.client_kwargs(), serverSelectionTimeoutMS=5000)
@@ -358,6 +365,8 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
             naive=config.naive,
         )
         database = rc.credentials.database or "mydb"
+        # Reads look writes up by key: without an index they scan a growing collection and slow down.
+        rc.run(lambda db: db[COLLECTION].create_index([("run", 1), ("side", 1), ("worker", 1), ("seq", 1)]))
         # Side by side, each workload gets half the rate: the same load on the machine as without --naive.
         side_rate = config.rate / 2 if naive_client is not None else config.rate
         running_client = rc
