@@ -62,6 +62,9 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 DUMMY_AWS_ENV: Mapping[str, str] = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 ROTATION_FUNCTION_NAME = "secretswitch-mongodb-rotation"
 
+# moto keeps one state per process, keyed by region: two live stacks must not share one.
+_live_regions: set[str] = set()
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a port that nothing listens on right now."""
@@ -298,6 +301,7 @@ class EmbeddedStack:
         self.rotation_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{ROTATION_FUNCTION_NAME}"
         self._rotation_handler = rotation_handler
         self._info: StackInfo | None = None
+        self._holds_region = False
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -317,7 +321,19 @@ class EmbeddedStack:
         return self._info
 
     def start(self) -> StackInfo:
-        """Start both servers, create the users and the secrets."""
+        """Start both servers, create the users and the secrets.
+
+        Raises:
+            LocalStackError: a server did not start, or another live stack in
+                this process uses the same region.
+        """
+        if self.region in _live_regions:
+            raise LocalStackError(
+                f"moto Secrets Manager: another embedded stack in this process already uses region {self.region!r}; "
+                "give this one another region (moto keeps one state per region)"
+            )
+        _live_regions.add(self.region)
+        self._holds_region = True
         try:
             self.secretsmanager.start(reset_region=self.region)
             admin_password = _new_password()
@@ -358,6 +374,9 @@ class EmbeddedStack:
         if self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         self._info = None
+        if self._holds_region:
+            _live_regions.discard(self.region)
+            self._holds_region = False
         if errors:
             raise LocalStackError(f"the embedded stack did not stop cleanly: {errors[0]}") from errors[0]
 

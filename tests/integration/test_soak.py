@@ -31,14 +31,9 @@ import pytest
 from client.credentials import parse_secret
 from client.policy import RefreshPolicy
 from client.rotating import RotatingMongoClient
+from demo_app.workload import COLLECTION, OpLog, Workload
 from rotation_lambda.core import STEPS
 from secretswitch.rotation import interrupted_rotation, rotate_secret
-
-# The soak drives the demo's workload; without it (a partial checkout) there is nothing to soak.
-workload_module = pytest.importorskip("demo_app.workload", reason="the demo workload (demo_app/workload.py) is missing")
-COLLECTION = workload_module.COLLECTION
-OpLog = workload_module.OpLog
-Workload = workload_module.Workload
 
 if TYPE_CHECKING:
     from pymongo.database import Database
@@ -47,7 +42,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.soak
 
-REGION = "sa-east-1"
+REGION = "eu-north-1"  # each module that owns a stack has a region of its own
 SOAK_SECONDS = float(os.environ.get("SECRETSWITCH_SOAK_SECONDS", "0"))
 SEED = int(os.environ.get("SECRETSWITCH_SOAK_SEED", "20240607"))
 # Refresh upper bound of the soak's client, in real seconds; rotations are spaced further apart.

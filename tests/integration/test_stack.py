@@ -178,3 +178,13 @@ def test_stack_stops_every_process_when_the_body_fails() -> None:
     assert not _listening(started["port"])
     assert not _listening(started["sm_port"])
     assert not work_dir.exists()
+
+
+def test_a_second_stack_in_the_same_region_is_refused(fresh: EmbeddedStack) -> None:
+    """moto keeps one state per region and process: sharing one would mix two stacks' secrets."""
+    second = EmbeddedStack(region=fresh.region)
+    with pytest.raises(LocalStackError, match="already uses region 'eu-west-1'"):
+        second.start()
+    second.stop()  # harmless, and must not free the region the first stack holds
+    with pytest.raises(LocalStackError, match="already uses region"):
+        EmbeddedStack(region=fresh.region).start()
