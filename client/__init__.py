@@ -16,12 +16,13 @@ from client.errors import (
 )
 from client.events import ClientEvent, ClientMetrics
 from client.policy import CacheState, RefreshPolicy
-from client.rotating import RotatingMongoClient, ScheduleCheck
+from client.rotating import RecoveringCollection, RotatingMongoClient, ScheduleCheck
 
 __all__ = [
     "CacheState",
     "ClientEvent",
     "ClientMetrics",
+    "RecoveringCollection",
     "RefreshPolicy",
     "RotatingMongoClient",
     "ScheduleCheck",

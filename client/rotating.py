@@ -55,7 +55,7 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 
 from client.credentials import MongoCredentials, parse_secret
 from client.errors import (
@@ -88,7 +88,7 @@ if TYPE_CHECKING:
     from pymongo import MongoClient
     from pymongo.database import Database
 
-__all__ = ["RotatingMongoClient", "ScheduleCheck"]
+__all__ = ["RecoveringCollection", "RotatingMongoClient", "ScheduleCheck"]
 
 _log = logging.getLogger(__name__)
 
@@ -333,19 +333,23 @@ class RotatingMongoClient:
                 secret logs in (chained from pymongo's error).
             Exception: anything else ``fn`` raises, unchanged.
         """
-        gen = self._current()
-        try:
-            return self._run_on(gen, fn, database)
-        except PyMongoError as exc:
-            if is_auth_failure(exc):
-                self._count("auth_failures")
-                retry_gen = self._recover(gen, exc)
-            elif isinstance(exc, ConnectionFailure) and self._gen.number != gen.number:
-                retry_gen = self._gen
-            else:
-                raise
-        self._count("retries")
-        return self._run_on(retry_gen, fn, database)
+        return self._run(fn, database, retry_replaced=True)
+
+    def collection(self, name: str, *, database: str | None = None) -> RecoveringCollection:
+        """A collection whose operations recover from authentication failures by themselves.
+
+        Each call of an operation that runs at once (``find_one``,
+        ``insert_one``, ``update_many``, ``aggregate``, ``count_documents``, …)
+        goes through the same recovery as :meth:`run`, on the live client of
+        that moment. This retry is always safe: a refused login means the
+        command never reached the database. Reads are also retried after a
+        connection error from a client that has since been replaced; writes
+        only when no server was selected (the command was never sent), not
+        after an error mid-operation (they may have been applied). Anything else, ``find`` and its
+        lazy cursor included, is the live pymongo collection's own attribute:
+        iterate a cursor inside :meth:`run` to have it recovered.
+        """
+        return RecoveringCollection(self, name, database)
 
     def refresh_now(self) -> bool:
         """Read the secret now (waits for a refresh already running, then reads again).
@@ -787,6 +791,24 @@ class RotatingMongoClient:
 
     # -- plumbing --------------------------------------------------------------
 
+    def _run(self, fn: Callable[[Database[dict[str, Any]]], T], database: str | None, *, retry_replaced: bool) -> T:
+        gen = self._current()
+        try:
+            return self._run_on(gen, fn, database)
+        except PyMongoError as exc:
+            if is_auth_failure(exc):
+                self._count("auth_failures")
+                retry_gen = self._recover(gen, exc)
+            elif self._gen.number != gen.number and (
+                # No server was selected on the replaced client: the command was never sent.
+                isinstance(exc, ServerSelectionTimeoutError) or (retry_replaced and isinstance(exc, ConnectionFailure))
+            ):
+                retry_gen = self._gen
+            else:
+                raise
+        self._count("retries")
+        return self._run_on(retry_gen, fn, database)
+
     def _run_on(self, gen: _Generation, fn: Callable[[Database[dict[str, Any]]], T], database: str | None) -> T:
         db = self._database_of(gen, database)
         gen.in_flight.enter()
@@ -806,3 +828,54 @@ class RotatingMongoClient:
                 callback(event)
             except Exception:  # noqa: BLE001 - a subscriber must never break the client
                 _log.exception("secret %s: event subscriber %r failed on %s", self.secret_id, callback, kind)
+
+
+# Collection methods that send their command when called, split by whether a
+# retry after a connection error is harmless. After a refused login every one
+# of them is retried: the command was never sent.
+_IMMEDIATE_READS = frozenset(
+    {"find_one", "count_documents", "estimated_document_count", "distinct", "list_indexes", "index_information"}
+)
+_IMMEDIATE_WRITES = frozenset(
+    {
+        "insert_one", "insert_many", "update_one", "update_many", "replace_one", "delete_one", "delete_many",
+        "find_one_and_update", "find_one_and_replace", "find_one_and_delete", "bulk_write", "aggregate",
+        "create_index", "create_indexes", "drop_index", "drop_indexes",
+    }
+)  # fmt: skip
+
+
+class RecoveringCollection:
+    """A pymongo collection proxy whose immediate operations recover from auth failures.
+
+    Made by :meth:`RotatingMongoClient.collection`; see there for what is
+    retried. It holds no client: every call resolves the live one.
+    """
+
+    __slots__ = ("_database", "_name", "_owner")
+
+    def __init__(self, owner: RotatingMongoClient, name: str, database: str | None) -> None:
+        self._owner = owner
+        self._name = name
+        self._database = database
+
+    def __repr__(self) -> str:
+        return f"RecoveringCollection({self._name!r}, database={self._database!r}, secret={self._owner.secret_id!r})"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __getattr__(self, attribute: str) -> Any:
+        owner, name, database = self._owner, self._name, self._database
+        if attribute not in _IMMEDIATE_READS and attribute not in _IMMEDIATE_WRITES:
+            return getattr(owner.database(database)[name], attribute)
+        retry_replaced = attribute in _IMMEDIATE_READS
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return owner._run(
+                lambda db: getattr(db[name], attribute)(*args, **kwargs), database, retry_replaced=retry_replaced
+            )
+
+        call.__name__ = attribute
+        return call

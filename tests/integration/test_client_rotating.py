@@ -125,6 +125,34 @@ def test_password_change_then_burst_gives_no_failed_operation_through_the_client
         promote(own_stack, document)  # finish the "rotation" for the next tests
 
 
+def test_collection_operations_recover_transparently_after_a_password_change(own_stack: EmbeddedStack) -> None:
+    """`rc.collection(...)` needs no `run`: reads and writes recover by themselves."""
+    with RotatingMongoClient(
+        SECRET_ID, secretsmanager_client=own_stack.secretsmanager_client(), policy=POLICY, mongo_options=MONGO_OPTIONS
+    ) as rc:
+        items = rc.collection("items")
+        assert items.find_one({"_id": "seed"}) is not None
+        document = change_password(own_stack, stage="AWSCURRENT")
+        counter = iter(range(10_000))
+        lock = threading.Lock()
+
+        def read_then_write() -> None:
+            assert items.find_one({"_id": "seed"}) is not None
+            with lock:
+                n = next(counter)
+            items.insert_one({"transparent": n})
+
+        ok, failed = burst(read_then_write, per_thread=10)
+        assert failed == []
+        assert ok == 80
+        assert rc.credentials.password == document["password"]
+        assert rc.metrics.auth_recoveries == 1
+        # Each acknowledged write is there once: a refused login means it was never sent.
+        assert items.count_documents({"transparent": {"$exists": True}}) == 80
+        assert items.name == "items"
+        assert items.full_name == f"{APP_DATABASE}.items"  # everything else is the live collection's
+
+
 def test_the_same_burst_through_a_plain_mongoclient_fails(own_stack: EmbeddedStack) -> None:
     """Why the rotating client exists: pymongo cannot recover from a password change by itself."""
     document = current_secret(own_stack)
