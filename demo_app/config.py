@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from client.errors import ConfigurationError
@@ -50,6 +50,7 @@ class DemoConfig:
         region: AWS region; ``None`` means boto3's usual resolution (external) or us-east-1 (embedded).
         verify_uri: a MongoDB URI that can read the application's database, for the final
             check of every acknowledged write (external mode; ``MONGODB_URI``).
+        mongodb_uri: a real MongoDB to use instead of SecantusDB (embedded mode; ``MONGODB_URI``).
         seed: seed of the workload's random choices (reproducible runs).
     """
 
@@ -68,7 +69,8 @@ class DemoConfig:
     secret_id: str = "mongodb-app"
     endpoint: str | None = None
     region: str | None = None
-    verify_uri: str | None = None
+    verify_uri: str | None = field(default=None, repr=False)
+    mongodb_uri: str | None = field(default=None, repr=False)
     seed: int | None = None
 
     @property
@@ -135,13 +137,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(or set {SECRET_ID_ENV}) or an endpoint to use an existing Secrets Manager instead: real AWS through "
         f"boto3's usual configuration, or the endpoint in --secretsmanager-endpoint / {ENDPOINT_ENV}. "
         "The secret names the MongoDB; set MONGODB_URI to a user that can read the application's database "
-        "for the final check of every write.",
+        "for the final check of every write. Without a secret id or endpoint, MONGODB_URI (or --mongodb-uri) "
+        "instead replaces SecantusDB: a real mongod or Atlas, as a user that may create users; the demo creates "
+        "app and app_clone there (refusing if they exist) and drops them at the end.",
     )
     external.add_argument("--secret-id", default=None, help=f"the application's secret (env {SECRET_ID_ENV})")
     external.add_argument(
         "--secretsmanager-endpoint", default=None, help=f"Secrets Manager endpoint URL (env {ENDPOINT_ENV})"
     )
     external.add_argument("--region", default=None, help="AWS region (default: boto3's usual resolution)")
+    external.add_argument(
+        "--mongodb-uri", default=None, help=f"a real MongoDB instead of SecantusDB (env {MONGODB_URI_ENV})"
+    )
 
 
 def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> DemoConfig:
@@ -179,7 +186,10 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
         raise ConfigurationError(
             f"--secretsmanager-endpoint {endpoint!r} is not a URL; give it as http://host:port or https://host"
         )
-    verify_uri = environ.get(MONGODB_URI_ENV) or None if external else None
+    mongodb_uri = args.mongodb_uri or environ.get(MONGODB_URI_ENV) or None
+    if mongodb_uri is not None and not mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigurationError("MONGODB_URI / --mongodb-uri must be a mongodb:// or mongodb+srv:// connection string")
+    verify_uri = mongodb_uri if external else None
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigurationError(f"--out {args.out} exists and is not a folder; give a folder (it is created if new)")
     return DemoConfig(
@@ -198,6 +208,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
         endpoint=endpoint,
         region=args.region,
         verify_uri=verify_uri,
+        mongodb_uri=None if external else mongodb_uri,
         seed=args.seed,
     )
 

@@ -135,17 +135,16 @@ def _embedded(config: DemoConfig, events: EventLog) -> Infrastructure:
     from secretswitch.rotation import rotate_secret
 
     recorder = StepRecorder(events)
-    stack = EmbeddedStack(region=config.region or "us-east-1", rotation_handler=recorder)
+    stack = EmbeddedStack(
+        region=config.region or "us-east-1", rotation_handler=recorder, mongodb_uri=config.mongodb_uri
+    )
     stack.start()
     try:
         handler = make_handler(secretsmanager_client_factory=stack.secretsmanager_client)
         recorder.inner = lambda event: handler(event, None)
         # The admin (userAdminAnyDatabase) cannot read mydb: a read-only user of our own checks the writes.
         verifier_password = secrets.token_urlsafe(24)
-        with stack.admin_client() as admin:
-            admin.admin.command(
-                "createUser", VERIFIER_USER, pwd=verifier_password, roles=[{"role": "read", "db": APP_DATABASE}]
-            )
+        stack.create_user(VERIFIER_USER, verifier_password, roles=[{"role": "read", "db": APP_DATABASE}])
         rotation_client = stack.secretsmanager_client()
         info = stack.info
 
@@ -165,7 +164,11 @@ def _embedded(config: DemoConfig, events: EventLog) -> Infrastructure:
             recorder=recorder,
             description=(
                 f"embedded stack: moto Secrets Manager at {info.secretsmanager_url}, "
-                f"SecantusDB at {info.mongo_host}:{info.mongo_port} (pid {stack.mongo.pid})"
+                + (
+                    f"SecantusDB at {info.mongo_host}:{info.mongo_port} (pid {stack.mongo.pid})"
+                    if stack.mongo is not None
+                    else f"the MongoDB of MONGODB_URI at {info.mongo_host}:{info.mongo_port}"
+                )
             ),
             stack=stack,
         )

@@ -16,6 +16,12 @@ exception). Then the two secrets are written:
 
 Every process the stack starts is stopped by PID on exit (Ctrl-C and failing
 tests included) and its temporary directory removed.
+
+With ``mongodb_uri`` (``MONGODB_URI``: a real mongod or Atlas, as a user that
+may create users) no SecantusDB is started: the stack creates ``app`` and
+``app_clone`` on that server (it refuses if they exist: it never changes a
+password it did not set), writes secrets in the connection-string format, and
+drops the users it created on exit.
 """
 
 from __future__ import annotations
@@ -219,6 +225,45 @@ class SecantusServer:
 
 
 @dataclass(frozen=True)
+class _ExternalMongo:
+    """A MongoDB given by URI: the URI itself, and its parts without the password."""
+
+    uri: str = field(repr=False)
+    endpoint_uri: str
+    username: str
+    password: str = field(repr=False)
+    auth_source: str
+    first_host: tuple[str, int]
+
+    @classmethod
+    def parse(cls, uri: str) -> _ExternalMongo:
+        from urllib.parse import urlsplit, urlunsplit
+
+        from pymongo.errors import InvalidURI
+        from pymongo.uri_parser import parse_uri
+
+        try:
+            parsed = parse_uri(uri, connect_timeout=5)
+        except (InvalidURI, ValueError) as exc:
+            raise LocalStackError(
+                "MONGODB_URI is not a valid MongoDB connection string; use "
+                "mongodb://USER:PASSWORD@HOST:PORT/?authSource=admin (or mongodb+srv://...)"
+            ) from exc
+        username, password = parsed.get("username"), parsed.get("password")
+        if not username or not password:
+            raise LocalStackError(
+                "MONGODB_URI has no user name and password; give a user that may create users "
+                "(userAdminAnyDatabase), e.g. mongodb://admin:PASSWORD@HOST:27017/?authSource=admin"
+            )
+        parts = urlsplit(uri)
+        endpoint_uri = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        options = parsed.get("options", {})
+        auth_source = options.get("authSource") or options.get("authsource") or parsed.get("database") or "admin"
+        host, port = parsed["nodelist"][0] if parsed.get("nodelist") else (parts.hostname or "", 27017)
+        return cls(uri, endpoint_uri, username, password, str(auth_source), (str(host), int(port)))
+
+
+@dataclass(frozen=True)
 class StackInfo:
     """Where the embedded stack listens and what it created.
 
@@ -234,6 +279,7 @@ class StackInfo:
     admin_secret_id: str
     admin_secret_arn: str
     rotation_function_arn: str
+    mongodb_uri: str | None = field(default=None, repr=False)
     admin_username: str = ADMIN_USER
     admin_password: str = field(default="", repr=False)
     app_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -249,7 +295,8 @@ class StackInfo:
             **DUMMY_AWS_ENV,
             "SECRETSWITCH_SECRET_ID": self.app_secret_id,
             "SECRETSWITCH_MASTER_SECRET_ID": self.admin_secret_id,
-            "MONGODB_URI": (
+            "MONGODB_URI": self.mongodb_uri
+            or (
                 f"mongodb://{quote_plus(self.admin_username)}:{quote_plus(self.admin_password)}"
                 f"@{self.mongo_host}:{self.mongo_port}/?authSource=admin"
             ),
@@ -270,6 +317,8 @@ class EmbeddedStack:
             by default the project's rotation function, pointed at this stack.
         work_dir: where data and logs go; a new temporary directory (removed
             on exit) by default.
+        mongodb_uri: use this MongoDB (credentials of a user administrator in
+            the URI) instead of starting SecantusDB.
     """
 
     def __init__(
@@ -283,6 +332,7 @@ class EmbeddedStack:
         sync_on_commit: bool = False,
         rotation_handler: Callable[[dict[str, Any]], object] | None = None,
         work_dir: Path | None = None,
+        mongodb_uri: str | None = None,
     ) -> None:
         from demo_app.moto_server import MotoSecretsManagerServer
 
@@ -291,12 +341,17 @@ class EmbeddedStack:
         self.admin_secret_id = admin_secret_id
         self._owns_work_dir = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="secretswitch-stack-"))
-        self.mongo = SecantusServer(
-            self.work_dir / "secantus-data",
-            self.work_dir / "secantus.log",
-            port=mongo_port,
-            sync_on_commit=sync_on_commit,
-        )
+        self.external_mongo = _ExternalMongo.parse(mongodb_uri) if mongodb_uri else None
+        # The SecantusDB process, or None when an external MongoDB is used.
+        self.mongo: SecantusServer | None = None
+        if self.external_mongo is None:
+            self.mongo = SecantusServer(
+                self.work_dir / "secantus-data",
+                self.work_dir / "secantus.log",
+                port=mongo_port,
+                sync_on_commit=sync_on_commit,
+            )
+        self._created_users: list[str] = []
         self.secretsmanager = MotoSecretsManagerServer(port=secretsmanager_port)
         self.rotation_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{ROTATION_FUNCTION_NAME}"
         self._rotation_handler = rotation_handler
@@ -336,25 +391,31 @@ class EmbeddedStack:
         self._holds_region = True
         try:
             self.secretsmanager.start(reset_region=self.region)
-            admin_password = _new_password()
             app_passwords = {user: _new_password() for user in APP_USERS}
-            self.mongo.start(auth=False)
-            self._provision_users(admin_password, app_passwords)
-            self.mongo.restart(auth=True)
+            if self.mongo is not None:
+                admin_password = _new_password()
+                self.mongo.start(auth=False)
+                self._provision_users(admin_password, app_passwords)
+                self.mongo.restart(auth=True)
+            else:
+                admin_password = self._provision_external(app_passwords)
             admin_arn = self._create_secrets(admin_password, app_passwords)
             self._register_rotation_function()
         except BaseException:
             self.stop()
             raise
+        host, port = self._mongo_address()
         self._info = StackInfo(
             secretsmanager_url=self.secretsmanager.url,
             region=self.region,
-            mongo_host=self.mongo.host,
-            mongo_port=self.mongo.port,
+            mongo_host=host,
+            mongo_port=port,
+            mongodb_uri=self.external_mongo.uri if self.external_mongo else None,
             app_secret_id=self.app_secret_id,
             admin_secret_id=self.admin_secret_id,
             admin_secret_arn=admin_arn,
             rotation_function_arn=self.rotation_function_arn,
+            admin_username=self.external_mongo.username if self.external_mongo else ADMIN_USER,
             admin_password=admin_password,
             app_passwords=app_passwords,
         )
@@ -366,7 +427,10 @@ class EmbeddedStack:
 
         unregister_rotation_function(self.rotation_function_arn)
         errors: list[BaseException] = []
-        for stop in (self.mongo.stop, self.secretsmanager.stop):
+        stops = [self._drop_created_users, self.secretsmanager.stop]
+        if self.mongo is not None:
+            stops.insert(0, self.mongo.stop)
+        for stop in stops:
             try:
                 stop()
             except Exception as exc:  # noqa: BLE001 - stop the rest, report after
@@ -398,26 +462,43 @@ class EmbeddedStack:
         from pymongo import MongoClient
 
         options.setdefault("serverSelectionTimeoutMS", 5000)
-        return MongoClient(
-            host=self.mongo.host,
-            port=self.mongo.port,
-            username=username,
-            password=password,
-            authSource="admin",
-            **options,
-        )
+        options.setdefault("authSource", "admin")
+        if self.external_mongo is not None:
+            return MongoClient(self.external_mongo.endpoint_uri, username=username, password=password, **options)
+        server = self._secantus()
+        return MongoClient(host=server.host, port=server.port, username=username, password=password, **options)
 
     def admin_client(self, **options: Any) -> MongoClient[dict[str, Any]]:
-        """A pymongo client logged in as the admin user."""
-        return self.mongo_client(ADMIN_USER, self.info.admin_password, **options)
+        """A pymongo client logged in as the admin (the ``MONGODB_URI`` user, when given)."""
+        if self.external_mongo is not None:
+            options.setdefault("authSource", self.external_mongo.auth_source)
+        return self.mongo_client(self.info.admin_username, self.info.admin_password, **options)
+
+    def create_user(self, username: str, password: str, roles: list[dict[str, str]]) -> None:
+        """Create a user as the admin; it is dropped again when the stack stops."""
+        with self.admin_client() as admin:
+            admin.admin.command("createUser", username, pwd=password, roles=roles)
+        self._created_users.append(username)
+
+    def _mongo_address(self) -> tuple[str, int]:
+        if self.external_mongo is not None:
+            return self.external_mongo.first_host
+        server = self._secantus()
+        return server.host, server.port
+
+    def _secantus(self) -> SecantusServer:
+        if self.mongo is None:
+            raise LocalStackError("this stack uses the MongoDB at MONGODB_URI, not SecantusDB")
+        return self.mongo
 
     # -- provisioning --------------------------------------------------------
 
     def _provision_users(self, admin_password: str, app_passwords: Mapping[str, str]) -> None:
         from pymongo import MongoClient
 
+        server = self._secantus()
         client: MongoClient[dict[str, Any]] = MongoClient(
-            host=self.mongo.host, port=self.mongo.port, directConnection=True, serverSelectionTimeoutMS=10000
+            host=server.host, port=server.port, directConnection=True, serverSelectionTimeoutMS=10000
         )
         with client:
             client.admin.command(
@@ -429,13 +510,73 @@ class EmbeddedStack:
                 )
             client[APP_DATABASE]["items"].insert_one({"_id": "seed", "note": "created by the embedded stack"})
 
+    def _provision_external(self, app_passwords: Mapping[str, str]) -> str:
+        """Create the app users on the ``MONGODB_URI`` server; returns the admin's password."""
+        from pymongo import MongoClient
+        from pymongo.errors import PyMongoError
+
+        external = self.external_mongo
+        if external is None:
+            raise LocalStackError("no MONGODB_URI was given to provision")
+        try:
+            admin: MongoClient[dict[str, Any]] = MongoClient(external.uri, serverSelectionTimeoutMS=10000)
+            with admin:
+                for user in APP_USERS:
+                    if admin.admin.command("usersInfo", user)["users"]:
+                        raise LocalStackError(
+                            f"MongoDB at {external.endpoint_uri}: user {user!r} already exists; secretswitch will "
+                            "not change a password it did not set: drop the users "
+                            f"{' and '.join(APP_USERS)} there or point MONGODB_URI at another server"
+                        )
+                for user, password in app_passwords.items():
+                    admin.admin.command(
+                        "createUser", user, pwd=password, roles=[{"role": "readWrite", "db": APP_DATABASE}]
+                    )
+                    self._created_users.append(user)
+            with self.mongo_client(APP_USERS[0], app_passwords[APP_USERS[0]]) as app:
+                app[APP_DATABASE]["items"].replace_one(
+                    {"_id": "seed"}, {"_id": "seed", "note": "created by the embedded stack"}, upsert=True
+                )
+        except PyMongoError as exc:
+            code = getattr(exc, "code", None)
+            raise LocalStackError(
+                f"MongoDB at {external.endpoint_uri}: provisioning failed ({type(exc).__name__}"
+                f"{f', code {code}' if isinstance(code, int) else ''}); "
+                "MONGODB_URI must name a reachable server and a user that may create users (userAdminAnyDatabase)"
+            ) from exc
+        return external.password
+
+    def _drop_created_users(self) -> None:
+        """Drop the users this stack created on an external MongoDB (SecantusDB's data is removed anyway)."""
+        users, self._created_users = self._created_users, []
+        if self.external_mongo is None or not users:
+            return
+        from pymongo import MongoClient
+
+        admin: MongoClient[dict[str, Any]] = MongoClient(self.external_mongo.uri, serverSelectionTimeoutMS=10000)
+        with admin:
+            for user in users:
+                admin.admin.command("dropUser", user)
+
     def _create_secrets(self, admin_password: str, app_passwords: Mapping[str, str]) -> str:
         client = self.secretsmanager_client()
-        common = {"engine": "mongo", "host": self.mongo.host, "port": self.mongo.port, "ssl": False}
+        external = self.external_mongo
+        if external is None:
+            host, port = self._mongo_address()
+            common: dict[str, Any] = {"engine": "mongo", "host": host, "port": port, "ssl": False}
+            admin_fields = {"username": ADMIN_USER, "password": admin_password, "dbname": "admin"}
+        else:
+            # The connection-string format: the URI (without credentials) keeps TLS and replica-set options.
+            common = {"engine": "mongo", "uri": external.endpoint_uri}
+            admin_fields = {
+                "username": external.username,
+                "password": admin_password,
+                "authSource": external.auth_source,
+            }
         admin = client.create_secret(
             Name=self.admin_secret_id,
             Description="MongoDB admin (master) user for secretswitch rotation",
-            SecretString=json.dumps({**common, "username": ADMIN_USER, "password": admin_password, "dbname": "admin"}),
+            SecretString=json.dumps({**common, **admin_fields}),
         )
         active = APP_USERS[0]
         client.create_secret(
@@ -457,21 +598,16 @@ class EmbeddedStack:
     def _register_rotation_function(self) -> None:
         from demo_app.moto_server import register_rotation_function
 
-        handler = self._rotation_handler
-        if handler is None:
-            handler = _default_rotation_handler(self.secretsmanager_client)
-        if handler is not None:
-            register_rotation_function(self.rotation_function_arn, handler)
+        handler = self._rotation_handler or _default_rotation_handler(self.secretsmanager_client)
+        register_rotation_function(self.rotation_function_arn, handler)
 
 
 def _default_rotation_handler(
     client_factory: Callable[[], SecretsManagerClient],
-) -> Callable[[dict[str, Any]], object] | None:
+) -> Callable[[dict[str, Any]], object]:
     """The project's rotation function, talking to this stack's Secrets Manager."""
-    try:
-        from rotation_lambda.lambda_function import make_handler
-    except ImportError:
-        return None
+    from rotation_lambda.lambda_function import make_handler
+
     handler = make_handler(secretsmanager_client_factory=client_factory)
     return lambda event: handler(event, None)
 

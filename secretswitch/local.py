@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -25,6 +26,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--mongo-port", type=int, default=None, help="SecantusDB port (default: a free one)")
     parser.add_argument("--sm-port", type=int, default=0, help="Secrets Manager port (default: a free one)")
     parser.add_argument("--region", default="us-east-1", help="AWS region of the secrets (default: %(default)s)")
+    parser.add_argument(
+        "--mongodb-uri",
+        default=os.environ.get("MONGODB_URI"),
+        help="use this MongoDB (a user administrator's URI) instead of starting SecantusDB (default: $MONGODB_URI)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -36,13 +42,23 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    stack = EmbeddedStack(region=args.region, mongo_port=args.mongo_port, secretsmanager_port=args.sm_port)
+    stack = EmbeddedStack(
+        region=args.region,
+        mongo_port=args.mongo_port,
+        secretsmanager_port=args.sm_port,
+        mongodb_uri=args.mongodb_uri or None,
+    )
     try:
         info = stack.start()
         print("# secretswitch local stack is running. Paste these lines into another shell:")
         for key, value in info.environment().items():
             print(f"export {key}='{value}'")
-        print(f"# SecantusDB pid {stack.mongo.pid} on {info.mongo_host}:{info.mongo_port}; data in {stack.work_dir}")
+        if stack.mongo is not None:
+            print(
+                f"# SecantusDB pid {stack.mongo.pid} on {info.mongo_host}:{info.mongo_port}; data in {stack.work_dir}"
+            )
+        else:
+            print(f"# MongoDB from MONGODB_URI at {info.mongo_host}:{info.mongo_port}; users app, app_clone created")
         print(f"# rotation function (local): {info.rotation_function_arn}")
         print("# Press Ctrl-C to stop.", flush=True)
         threading.Event().wait()
