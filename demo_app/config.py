@@ -25,7 +25,7 @@ SECRET_ID_ENV = "SECRETSWITCH_SECRET_ID"
 ENDPOINT_ENV = "AWS_ENDPOINT_URL_SECRETS_MANAGER"
 MONGODB_URI_ENV = "MONGODB_URI"
 # A rotation (four steps, two logins, one updateUser) takes 0.6-1 s on the local stack under the workload.
-MIN_ROTATION_INTERVAL_S = 1.5
+MIN_ROTATION_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)

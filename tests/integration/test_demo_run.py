@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FAST = ["--rotations", "2", "--day-seconds", "0.3", "--rate", "120", "--seed", "7"]
+FAST = ["--rotations", "2", "--day-seconds", "0.2", "--rate", "120", "--seed", "7"]
 
 
 def _run_demo(tmp_path: Path, *extra: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -69,7 +69,7 @@ def test_short_demo_passes_and_alternates_users(tmp_path: Path) -> None:
     assert summary["users_seen"] == ["app", "app_clone", "app"]
     # One GetSecretValue per refresh, nothing on the hot path: a handful of calls for thousands of operations.
     assert summary["secretsmanager_api_calls"] < 20
-    assert summary["day_seconds"] == 0.3
+    assert summary["day_seconds"] == 0.2
     kinds = [json.loads(line)["kind"] for line in (out / "events.jsonl").read_text().splitlines()]
     steps = [
         json.loads(line)["step"]

@@ -92,9 +92,32 @@ def test_secret_id_from_environment_selects_external_mode() -> None:
 
 
 def test_a_stray_endpoint_variable_alone_keeps_the_embedded_stack() -> None:
-    config = _config(environ={"AWS_ENDPOINT_URL_SECRETS_MANAGER": "http://127.0.0.1:4566", "MONGODB_URI": "x"})
+    config = _config(environ={"AWS_ENDPOINT_URL_SECRETS_MANAGER": "http://127.0.0.1:4566"})
     assert not config.external
     assert config.verify_uri is None
+    assert config.mongodb_uri is None
+
+
+def test_mongodb_uri_alone_replaces_secantusdb_and_stays_out_of_repr() -> None:
+    uri = "mongodb://admin:s3cret-pw@db.example.com:27017/?authSource=admin"
+    config = _config(environ={"MONGODB_URI": uri})
+    assert not config.external
+    assert config.mongodb_uri == uri
+    assert config.verify_uri is None
+    assert "s3cret-pw" not in repr(config)
+
+
+def test_mongodb_uri_with_a_secret_id_is_the_write_checker() -> None:
+    uri = "mongodb://reader:pw@db.example.com/"
+    config = _config(environ={"MONGODB_URI": uri, "SECRETSWITCH_SECRET_ID": "mongodb-app"})
+    assert config.external
+    assert config.verify_uri == uri
+    assert config.mongodb_uri is None
+
+
+def test_a_mongodb_uri_that_is_not_a_connection_string_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="mongodb:// or mongodb\\+srv://"):
+        _config(environ={"MONGODB_URI": "db.example.com:27017"})
 
 
 def test_check_writes_finds_lost_and_duplicated() -> None:
