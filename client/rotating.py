@@ -645,19 +645,10 @@ class RotatingMongoClient:
             reason,
         )
         self._retire(old)
-        self._emit(
-            kind,
-            from_user=old.credentials.username,
-            to_user=credentials.username,
-            from_version=old.credentials.version_id,
-            to_version=credentials.version_id,
-            stage=stage,
-            message=reason,
-        )
-        if kind == "auth_recovered":
-            # The demo and dashboards count switches: announce it as one too.
+        # The demo and dashboards count switches: a recovery is announced as one too.
+        for event_kind in (kind, "switched") if kind == "auth_recovered" else (kind,):
             self._emit(
-                "switched",
+                event_kind,
                 from_user=old.credentials.username,
                 to_user=credentials.username,
                 from_version=old.credentials.version_id,

@@ -39,7 +39,7 @@ from demo_app.report import (
     verdict,
 )
 from demo_app.rotations import ClientView, RotationScheduler, SecretInspector, StepRecorder
-from demo_app.workload import COLLECTION, OpLog, Workload
+from demo_app.workload import COLLECTION, OperationRunner, OpLog, Workload
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -372,34 +372,22 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
         rc.run(lambda db: db[COLLECTION].create_index([("run", 1), ("side", 1), ("worker", 1), ("seq", 1)]))
         # Side by side, each workload gets half the rate: the same load on the machine as without --naive.
         side_rate = config.rate / 2 if naive_client is not None else config.rate
-        running_client = rc
-        workloads.append(
-            Workload(
-                _ClientRunner(running_client),
-                state.client_side.log,
-                run_id=run_id,
-                side="client",
-                database=database,
-                workers=config.workers,
-                rate=side_rate,
-                write_ratio=config.write_ratio,
-                started=clock.started,
-                seed=config.seed,
-            )
-        )
+        sides: list[tuple[OperationRunner, OpLog, str]] = [(_ClientRunner(rc), state.client_side.log, "client")]
         if naive_client is not None and state.naive_side is not None:
+            sides.append((_PlainRunner(naive_client, database), state.naive_side.log, "naive"))
+        for index, (runner, log, side) in enumerate(sides):
             workloads.append(
                 Workload(
-                    _PlainRunner(naive_client, database),
-                    state.naive_side.log,
+                    runner,
+                    log,
                     run_id=run_id,
-                    side="naive",
+                    side=side,
                     database=database,
                     workers=config.workers,
                     rate=side_rate,
                     write_ratio=config.write_ratio,
                     started=clock.started,
-                    seed=None if config.seed is None else config.seed + 1,
+                    seed=None if config.seed is None else config.seed + index,
                 )
             )
         scheduler = RotationScheduler(
