@@ -1,7 +1,9 @@
-"""The rotation function's only door to MongoDB: the one place that builds MongoClients.
+"""The rotation function's only door to MongoDB.
 
-Credentials go to ``MongoClient`` as keyword arguments (``Database.authenticate``
-is gone in PyMongo 4, and a password spliced into a URI breaks on ``@:/?#%``).
+Clients are built by the project's one MongoDB seam,
+:func:`client.mongo.build_mongo_client`: credentials go to ``MongoClient`` as
+keyword arguments (``Database.authenticate`` is gone in PyMongo 4, and a
+password spliced into a URI breaks on ``@:/?#%``).
 TLS is taken from the secret exactly as it is: there is no plaintext fallback.
 pymongo errors are translated here; the messages carry the server's code and
 text, which never contain the password (and are scrubbed anyway).
@@ -15,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from client.credentials import MongoCredentials
 from client.errors import AuthenticationError, DatabaseError
+from client.mongo import build_mongo_client
+from client.policy import is_auth_failure_code
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
 
 __all__ = [
-    "AUTH_FAILED_CODES",
     "MongoClientFactory",
     "MongoGateway",
     "default_mongo_client_factory",
@@ -29,20 +32,14 @@ __all__ = [
 MongoClientFactory = Callable[[MongoCredentials], "MongoClient[dict[str, Any]]"]
 """Builds a client for one set of credentials (the test seam)."""
 
-# 18: AuthenticationFailed; 8000: Atlas' "bad auth".
-AUTH_FAILED_CODES = frozenset({18, 8000})
 TIMEOUT_MS = 5000
 
 
 def default_mongo_client_factory(credentials: MongoCredentials) -> MongoClient[dict[str, Any]]:
-    """``MongoClient(**credentials.client_kwargs())`` with short timeouts (a Lambda has minutes, not hours)."""
-    from pymongo import MongoClient
-
-    return MongoClient(
-        **credentials.client_kwargs(),
-        serverSelectionTimeoutMS=TIMEOUT_MS,
-        connectTimeoutMS=TIMEOUT_MS,
-        appname="secretswitch-rotation",
+    """A client for ``credentials`` with short timeouts (a Lambda has minutes, not hours)."""
+    return build_mongo_client(
+        credentials,
+        {"serverSelectionTimeoutMS": TIMEOUT_MS, "connectTimeoutMS": TIMEOUT_MS, "appname": "secretswitch-rotation"},
     )
 
 
@@ -76,7 +73,7 @@ class MongoGateway:
             yield client
         except OperationFailure as exc:
             detail = _scrub(str((exc.details or {}).get("errmsg") or exc), hidden)
-            if exc.code in AUTH_FAILED_CODES:
+            if is_auth_failure_code(exc.code):
                 raise AuthenticationError(f"MongoDB refused the password of {who} (code {exc.code})") from None
             raise DatabaseError(f"MongoDB refused a command as {who}: code {exc.code}: {detail}") from None
         except PyMongoError as exc:

@@ -6,9 +6,10 @@ The zip holds, at its root:
   :func:`rotation_lambda.lambda_function.lambda_handler`, because the Lambda
   runtime puts the zip root on ``sys.path`` and the SAM handler is
   ``lambda_function.lambda_handler``;
-* ``rotation_lambda/`` and the two ``client`` modules it imports
-  (``credentials``, ``errors``) under a minimal ``client/__init__.py`` (the
-  real one pulls in the cache, which the function does not need);
+* ``rotation_lambda/`` and the ``client`` modules it imports
+  (``credentials``, ``errors``, and the MongoDB seam ``mongo`` with the pure
+  ``policy`` it uses) under a minimal ``client/__init__.py`` (the real one
+  pulls in the rotating client, which the function does not need);
 * pymongo (and dnspython) for the Lambda platform, from PyPI
   (``pip install --platform manylinux2014_x86_64 --only-binary=:all:``), from a
   local wheel directory (``--wheel-dir``, offline), or copied from this
@@ -35,7 +36,7 @@ __all__ = ["CLIENT_MODULES", "DEFAULT_PLATFORM", "DEFAULT_PYTHON", "build_lambda
 
 DEFAULT_PLATFORM = "manylinux2014_x86_64"
 DEFAULT_PYTHON = "3.12"  # the runtime in deploy/template.yaml
-CLIENT_MODULES = ("credentials.py", "errors.py")
+CLIENT_MODULES = ("credentials.py", "errors.py", "mongo.py", "policy.py")
 _DEPENDENCIES = ("pymongo", "dnspython")
 _ROOT = Path(__file__).resolve().parent.parent
 _SHIM = '''"""Lambda entry point: handler ``lambda_function.lambda_handler`` (see rotation_lambda/)."""
@@ -44,7 +45,7 @@ from rotation_lambda.lambda_function import lambda_handler
 
 __all__ = ["lambda_handler"]
 '''
-_CLIENT_INIT = '''"""The parts of the secretswitch client the rotation function needs (credentials, errors)."""
+_CLIENT_INIT = '''"""The parts of the secretswitch client the rotation function needs (credentials, errors, mongo)."""
 '''
 
 
