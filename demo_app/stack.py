@@ -295,6 +295,7 @@ class StackInfo:
             **DUMMY_AWS_ENV,
             "SECRETSWITCH_SECRET_ID": self.app_secret_id,
             "SECRETSWITCH_MASTER_SECRET_ID": self.admin_secret_id,
+            "SECRETSWITCH_ROTATION_LAMBDA_ARN": self.rotation_function_arn,
             "MONGODB_URI": self.mongodb_uri
             or (
                 f"mongodb://{quote_plus(self.admin_username)}:{quote_plus(self.admin_password)}"

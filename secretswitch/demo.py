@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-from types import FrameType
 from typing import Any
 
 __all__ = ["register", "run"]
@@ -34,9 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args, os.environ)
 
-    # SIGTERM stops the demo as cleanly as Ctrl-C does (and still writes the results).
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+    from secretswitch.cli import stop_on_signals
 
-    signal.signal(signal.SIGTERM, on_term)
+    # Any of them stops the demo as cleanly as Ctrl-C does (and still writes the results).
+    stop_on_signals()
     return run_demo(config)

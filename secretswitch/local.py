@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import threading
-from types import FrameType
 from typing import Any
 
 __all__ = ["register"]
@@ -36,12 +34,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from demo_app.stack import EmbeddedStack
+    from secretswitch.cli import stop_on_signals
 
-    # SIGTERM ends the stack as cleanly as Ctrl-C does.
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
+    stop_on_signals()
     stack = EmbeddedStack(
         region=args.region,
         mongo_port=args.mongo_port,
@@ -59,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             print(f"# MongoDB from MONGODB_URI at {info.mongo_host}:{info.mongo_port}; users app, app_clone created")
-        print(f"# rotation function (local): {info.rotation_function_arn}")
+        print("# rotate with: secretswitch rotate mongodb-app   (then: secretswitch status mongodb-app)")
         print("# Press Ctrl-C to stop.", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,7 +29,11 @@ def register(subparsers: Any) -> None:
         ),
     )
     rotate.add_argument("secret_id", metavar="SECRET_ID")
-    rotate.add_argument("--lambda-arn", help="rotation function ARN (default: the one configured on the secret)")
+    rotate.add_argument(
+        "--lambda-arn",
+        default=os.environ.get("SECRETSWITCH_ROTATION_LAMBDA_ARN") or None,
+        help="rotation function ARN (default: $SECRETSWITCH_ROTATION_LAMBDA_ARN, else the one on the secret)",
+    )
     schedule = rotate.add_mutually_exclusive_group()
     schedule.add_argument("--days", type=int, default=7, help="rotate automatically every N days (default: 7)")
     schedule.add_argument("--schedule", help="a rate()/cron() ScheduleExpression instead of --days")
