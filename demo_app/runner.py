@@ -539,7 +539,14 @@ def _start_clients(
     rc = RotatingMongoClient(
         infra.secret_id,
         secretsmanager_client=infra.secretsmanager(),
-        policy=RefreshPolicy(refresh_interval=config.refresh_interval, jitter=0.1),
+        # Backoff is in clock (demo) seconds too: scale it so a Secrets Manager outage
+        # is retried every 0.5-5 real seconds, not every few microseconds.
+        policy=RefreshPolicy(
+            refresh_interval=config.refresh_interval,
+            jitter=0.1,
+            backoff_base=0.5 * config.demo_seconds_per_real_second,
+            backoff_cap=5.0 * config.demo_seconds_per_real_second,
+        ),
         clock=clock.seconds,
         sleep=clock.sleep,
         mongo_options={
