@@ -96,7 +96,8 @@ class MongoCredentials:
     def endpoint(self) -> str:
         """Where the credentials point, without user name or password."""
         if self.uri is not None:
-            return self.uri
+            # Without the query: options such as tlsCertificateKeyFilePassword are secret.
+            return self.uri.split("?", 1)[0]
         return ",".join(self.hosts)
 
     def same_login(self, other: MongoCredentials) -> bool:
@@ -292,7 +293,10 @@ def _check_uri(uri: str, secret_id: str) -> None:
     scheme, sep, _ = uri.partition("://")
     if not sep or scheme not in {"mongodb", "mongodb+srv"}:
         raise SecretFormatError("must start with mongodb:// or mongodb+srv://", secret_id=secret_id, field="uri")
-    netloc = urllib.parse.urlsplit(uri).netloc
+    try:
+        netloc = urllib.parse.urlsplit(uri).netloc
+    except ValueError:  # e.g. an unclosed IPv6 bracket; the message would quote the URI
+        raise SecretFormatError("is not a valid connection string", secret_id=secret_id, field="uri") from None
     if "@" in netloc:
         raise SecretFormatError(
             "must not contain a user name or password; put them in 'username' and 'password'",

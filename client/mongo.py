@@ -57,7 +57,8 @@ def build_mongo_client(credentials: MongoCredentials, options: Mapping[str, Any]
     kwargs = {**_DEFAULT_OPTIONS, **credentials.client_kwargs(), **options}
     try:
         return MongoClient(**kwargs)
-    except PyMongoError as exc:
+    except (PyMongoError, OSError, ValueError, TypeError) as exc:
+        # OSError: a TLS file named by the secret is missing or unreadable.
         raise DatabaseError(
             f"cannot build a MongoClient for user {credentials.username!r} at {credentials.endpoint!r}: "
             f"{type(exc).__name__}; check the secret's host and options"

@@ -22,8 +22,9 @@ API:
 * :class:`CacheState` and :func:`cache_state` — the state of a cached value at
   a given time: ``EMPTY`` (nothing usable: the caller must fetch and wait),
   ``FRESH`` (serve it), ``REFRESH_DUE`` (serve it; one caller refreshes in the
-  background), ``EXPIRED`` (past the upper bound: one caller refreshes before
-  it returns, the others keep serving) and ``BACKING_OFF`` (the last refresh
+  background), ``EXPIRED`` (past the upper bound: the refresh is overdue;
+  :class:`~client.rotating.RotatingMongoClient` still refreshes in the
+  background and keeps serving) and ``BACKING_OFF`` (the last refresh
   failed: serve the last good value until the retry time).
 
 * :func:`recovery_stages` — after an authentication failure and a fresh read
@@ -191,7 +192,7 @@ class CacheState(enum.Enum):
     REFRESH_DUE = "refresh_due"
     """Serve it; one caller starts a refresh in the background."""
     EXPIRED = "expired"
-    """Past the upper bound: one caller refreshes before it returns, the others keep serving."""
+    """Past the upper bound: the refresh is overdue (the rotating client still refreshes in the background)."""
     BACKING_OFF = "backing_off"
     """The last refresh failed: serve the last good value until the retry time."""
 

@@ -17,8 +17,10 @@ How it works:
 * **Refresh ahead** (:mod:`client.policy`). Once ``check_at`` passes, one
   caller takes the refresh lock without blocking and starts a short-lived
   thread that reads ``AWSCURRENT`` (one ``GetSecretValue``); everyone else
-  keeps the current client. Past the upper bound (``EXPIRED``) the caller
-  that wins the lock refreshes before it returns; the others still do not wait.
+  keeps the current client. Past the upper bound (``EXPIRED``) too: the
+  cached user stays valid until the rotation after the one that replaced
+  it, and an authentication failure repairs the client at once, so nobody
+  waits on the network while a client exists.
 * **Switch.** Different credentials get a new ``MongoClient``, checked with a
   ``ping`` as the new user, then swapped in atomically. The old client is
   closed once the operations ``run`` counts on it have finished and a grace
@@ -470,19 +472,23 @@ class RotatingMongoClient:
         state = cache_state(
             now, has_value=True, refresh_at=gen.refresh_at, expires_at=gen.expires_at, retry_at=gen.retry_at
         )
-        if state in (CacheState.FRESH, CacheState.BACKING_OFF):
-            return gen
         if not self._refresh_lock.acquire(blocking=False):
             return gen  # someone is refreshing: keep serving
         if self._gen is not gen:  # a refresh finished between our check and the lock
             self._refresh_lock.release()
             return self._gen
-        if state is CacheState.EXPIRED:
-            try:
-                self._refresh_locked(reason="expired")
-            finally:
-                self._refresh_lock.release()
+        if state in (CacheState.FRESH, CacheState.BACKING_OFF):
+            # Nothing to do before the next deadline (e.g. a forced refresh
+            # failed and its retry time passed): move check_at there, so the
+            # hot path stops coming here.
+            next_check = gen.retry_at if state is CacheState.BACKING_OFF and gen.retry_at else gen.refresh_at
+            self._publish(replace(gen, check_at=next_check))
+            self._refresh_lock.release()
             return self._gen
+        # Due, or even past the upper bound: refresh in the background either
+        # way. The cached user stays valid until the rotation after the one
+        # that replaced it, and an authentication failure repairs the client
+        # at once, so no caller waits on the network while a client exists.
         try:
             self._start_thread(self._background_refresh, name=f"secretswitch-refresh-{self.secret_id}")
         except BaseException:
@@ -495,8 +501,6 @@ class RotatingMongoClient:
         try:
             if not self._stopping.is_set():
                 self._refresh_locked(reason="refresh-ahead")
-        except Exception:  # noqa: BLE001 - a thread has nobody to raise to
-            _log.exception("secret %s: background refresh crashed", self.secret_id)
         finally:
             self._refresh_lock.release()
 
@@ -555,9 +559,24 @@ class RotatingMongoClient:
         self._gen = gen
 
     def _refresh_locked(self, *, reason: str) -> bool:
-        """Read AWSCURRENT and switch if it changed. Caller holds the refresh lock."""
-        now = self._clock()
+        """Read AWSCURRENT and switch if it changed. Caller holds the refresh lock.
+
+        Whatever goes wrong, the current client stays and the next attempt
+        waits for the backoff: an unexpected error must never leave
+        ``check_at`` in the past (every caller would start a refresh).
+        """
         gen = self._gen
+        try:
+            return self._refresh_or_back_off(gen, reason=reason)
+        except Exception as exc:  # noqa: BLE001 - backstop, see above
+            # Only the type: a third-party message could quote the secret.
+            _log.error("secret %s: %s refresh failed unexpectedly (%s)", self.secret_id, reason, type(exc).__name__)
+            self._count("refresh_failures")
+            self._back_off(self._gen, self._clock(), "refresh_failed", f"unexpected {type(exc).__name__}")
+            return False
+
+    def _refresh_or_back_off(self, gen: _Generation, *, reason: str) -> bool:
+        now = self._clock()
         try:
             version = self._source.get_version(AWSCURRENT)
         except SecretsManagerError as exc:

@@ -221,6 +221,14 @@ def test_sixteen_threads_on_an_expired_cache_make_one_get_secret_value(own_stack
         assert rc.metrics.refreshes == 2
 
 
+def settle(rc: RotatingMongoClient) -> None:
+    """Wait for a background refresh to finish (refreshes hold the refresh lock)."""
+    assert rc._refresh_lock.acquire(timeout=30), "a refresh never finished"
+    rc._refresh_lock.release()
+    for thread in list(rc._threads):
+        thread.join(timeout=30)
+
+
 def test_a_secret_with_bad_json_keeps_the_old_client(own_stack: EmbeddedStack) -> None:
     clock = FakeClock()
     good = current_secret(own_stack)
@@ -237,7 +245,8 @@ def test_a_secret_with_bad_json_keeps_the_old_client(own_stack: EmbeddedStack) -
         sm.put_secret_value(SecretId=SECRET_ID, SecretString='{"username": "app", "password": "x"')
         try:
             clock.advance(POLICY.refresh_interval)
-            find_seed(rc.database())
+            find_seed(rc.database())  # starts the refresh; the old client keeps serving
+            settle(rc)
             assert rc.client is client
             assert [e.kind for e in events][-1] == "malformed_secret"
             assert rc.run(find_seed)["_id"] == "seed"
@@ -245,6 +254,7 @@ def test_a_secret_with_bad_json_keeps_the_old_client(own_stack: EmbeddedStack) -
             promote(own_stack, good)
         clock.advance(POLICY.backoff_cap)
         find_seed(rc.database())
+        settle(rc)
         assert rc.metrics.refreshes == 2
         assert rc.client is client  # same login: no switch
 
@@ -258,11 +268,13 @@ def test_secrets_manager_stopped_at_expiry_keeps_serving(own_stack: EmbeddedStac
             for _ in range(5):
                 find_seed(rc.database())
                 rc.run(find_seed)
+                settle(rc)
                 clock.advance(1.0)
             assert rc.metrics.refresh_failures >= 1
         finally:
             own_stack.secretsmanager.restart()
         clock.advance(POLICY.backoff_cap)
         find_seed(rc.database())
+        settle(rc)
         assert rc._gen.retry_at is None  # the next read succeeded
         assert rc.metrics.refreshes == 2

@@ -323,6 +323,76 @@ def test_sixteen_threads_on_an_expired_cache_make_one_call(
     assert sm.get_calls() == 2  # the first read + exactly one refresh
 
 
+def test_an_expired_cache_does_not_make_callers_wait_either(
+    sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock
+) -> None:
+    """Past the upper bound (here jitter 0: no refresh-ahead window) a client exists, so nobody waits."""
+    rc = make_client(sm, db_server, clock, policy=RefreshPolicy(refresh_interval=100.0, jitter=0.0))
+    callers: list[threading.Thread] = []
+    read = sm.get_secret_value
+
+    def recording_read(**kwargs: Any) -> dict[str, Any]:
+        callers.append(threading.current_thread())
+        return read(**kwargs)
+
+    sm.get_secret_value = recording_read  # type: ignore[method-assign]
+    try:
+        before = rc.database()
+        clock.advance(500.0)
+        assert rc.database() is before
+        settle(rc)
+        assert sm.get_calls() == 2
+        assert len(callers) == 1  # the refresh (the first read came before the recording)
+        assert callers[0] is not threading.current_thread(), "the caller read Secrets Manager itself"
+    finally:
+        rc.close()
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    ["uri with an unclosed IPv6 bracket", "client factory raises an unexpected error"],
+)
+def test_an_unexpected_refresh_error_backs_off_instead_of_flooding_secrets_manager(
+    sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock, breakage: str
+) -> None:
+    events: list[ClientEvent] = []
+    rc = make_client(sm, db_server, clock, events)
+    try:
+        before = rc.database()
+        if breakage.startswith("uri"):
+            sm.put(json.dumps({"uri": "mongodb://[::1/db", "username": "app_clone", "password": "pw-2"}))
+        else:
+            sm.put(secret_string("app_clone", "pw-2"))
+
+            def broken_factory(credentials: MongoCredentials, options: Mapping[str, Any]) -> Any:
+                raise RuntimeError("boom")
+
+            rc._client_factory = broken_factory
+        clock.advance(100.0)
+        for _ in range(50):
+            assert rc.database() is before  # never raises on the hot path
+            settle(rc)
+        assert sm.get_calls() == 2, "one read, then the backoff: not one read per call"
+        assert rc.active_user == "app"
+        assert {"malformed_secret", "refresh_failed"} & set(kinds(events))
+    finally:
+        rc.close()
+
+
+def test_a_failed_forced_refresh_does_not_leave_the_hot_path_slow(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, clock: FakeClock
+) -> None:
+    sm.failure = throttled()
+    rc.refresh_now()
+    sm.failure = None
+    gen = rc._gen
+    assert gen.check_at < gen.refresh_at  # backing off
+    clock.advance(gen.check_at - clock() + 0.001)  # the retry time passed; still well before the refresh
+    rc.database()
+    assert rc._gen.check_at == rc._gen.refresh_at, "the next check must move back to the scheduled refresh"
+    assert sm.get_calls() == 2  # nothing to fetch: the value is fresh
+
+
 def test_new_credentials_switch_the_client(
     rc: RotatingMongoClient,
     sm: FakeSecretsManager,
