@@ -92,6 +92,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RecoveringCollection", "RotatingMongoClient", "ScheduleCheck"]
 
+# How long a retired client waits for the operations still running on it.
+_RETIRE_WAIT = 60.0
+
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -99,15 +102,24 @@ LoginCheck = Callable[["MongoClient[dict[str, Any]]", MongoCredentials], None]
 
 
 class _InFlight:
-    """Counts the ``run`` calls on one MongoClient, so it is closed only when idle."""
+    """Counts the ``run`` calls on one MongoClient, so it is closed only when idle.
+
+    Once :meth:`close_when_idle` has returned, :meth:`enter` refuses: a caller
+    that read the generation just before it was retired moves to the live one
+    instead of running on a client about to be closed.
+    """
 
     def __init__(self) -> None:
         self._count = 0
+        self._closing = False
         self._idle = threading.Condition()
 
-    def enter(self) -> None:
+    def enter(self) -> bool:
         with self._idle:
+            if self._closing:
+                return False
             self._count += 1
+            return True
 
     def leave(self) -> None:
         with self._idle:
@@ -115,9 +127,12 @@ class _InFlight:
             if self._count == 0:
                 self._idle.notify_all()
 
-    def wait_idle(self, timeout: float) -> bool:
+    def close_when_idle(self, timeout: float) -> bool:
+        """Wait until no call runs (at most ``timeout``), then refuse new ones; True if it was idle."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._count == 0, timeout=timeout)
+            idle = self._idle.wait_for(lambda: self._count == 0, timeout=timeout)
+            self._closing = True
+            return idle
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -431,7 +446,7 @@ class RotatingMongoClient:
         for old in retired:
             with contextlib.suppress(PyMongoError):
                 old.client.close()
-        gen.in_flight.wait_idle(timeout=self._close_grace)
+        gen.in_flight.close_when_idle(timeout=self._close_grace)
         with contextlib.suppress(PyMongoError):
             gen.client.close()
         self._emit("closed", to_user=gen.credentials.username, to_version=gen.credentials.version_id)
@@ -684,7 +699,13 @@ class RotatingMongoClient:
 
         def close_when_idle() -> None:
             self._stopping.wait(self._close_grace)
-            old.in_flight.wait_idle(timeout=60.0)
+            if not old.in_flight.close_when_idle(timeout=_RETIRE_WAIT):
+                _log.warning(
+                    "secret %s: closing the client of version %s with operations still running after %.0f s",
+                    self.secret_id,
+                    old.credentials.version_id,
+                    _RETIRE_WAIT,
+                )
             with self._state_lock:
                 if old not in self._retired:
                     return  # close() took care of it
@@ -820,10 +841,13 @@ class RotatingMongoClient:
         return self._run_on(retry_gen, fn, database)
 
     def _run_on(self, gen: _Generation, fn: Callable[[Database[dict[str, Any]]], T], database: str | None) -> T:
-        db = self._database_of(gen, database)
-        gen.in_flight.enter()
+        while not gen.in_flight.enter():
+            # Retired between our read and now: the live generation is never
+            # retired while it is live, so this ends at once.
+            self._ensure_open()
+            gen = self._gen
         try:
-            return fn(db)
+            return fn(self._database_of(gen, database))
         finally:
             gen.in_flight.leave()
 

@@ -393,6 +393,20 @@ def test_a_failed_forced_refresh_does_not_leave_the_hot_path_slow(
     assert sm.get_calls() == 2  # nothing to fetch: the value is fresh
 
 
+def test_a_run_that_read_a_generation_just_before_it_was_retired_uses_the_live_one(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, clock: FakeClock
+) -> None:
+    stale = rc._gen  # a caller read the generation here, then was descheduled
+    sm.put(secret_string("app_clone", "pw-2"))
+    clock.advance(100.0)
+    rc.database()
+    settle(rc)  # switched; the old client was retired and closed (close_grace is 0 here)
+    assert stale.client.closed
+    used = rc._run_on(stale, lambda db: db.client, None)
+    assert used is rc.client
+    assert used is not stale.client
+
+
 def test_new_credentials_switch_the_client(
     rc: RotatingMongoClient,
     sm: FakeSecretsManager,
