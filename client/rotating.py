@@ -94,6 +94,8 @@ __all__ = ["RecoveringCollection", "RotatingMongoClient", "ScheduleCheck"]
 
 # How long a retired client waits for the operations still running on it.
 _RETIRE_WAIT = 60.0
+# How long close() waits for the client's own threads, all together.
+_CLOSE_WAIT = 30.0
 
 _log = logging.getLogger(__name__)
 
@@ -434,10 +436,18 @@ class RotatingMongoClient:
             if self._closed:
                 return
             self._closed = True
-            threads = list(self._threads)
         self._stopping.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        # A refresh that finishes meanwhile may start a retire thread: look again
+        # until none is left (real time, whatever the injected clock says).
+        deadline = time.monotonic() + _CLOSE_WAIT
+        while True:
+            with self._state_lock:
+                threads = [thread for thread in self._threads if thread is not threading.current_thread()]
+            remaining = deadline - time.monotonic()
+            if not threads or remaining <= 0:
+                break
+            for thread in threads:
+                thread.join(timeout=max(0.0, remaining))
         with self._refresh_lock:
             gen = self._gen
             # Every later call takes the slow path, which refuses.

@@ -208,6 +208,14 @@ def test_planned_switch_under_load_fails_nothing_and_closes_the_old_client(own_s
             old_client[APP_DATABASE]["items"].find_one()
 
 
+def settle(rc: RotatingMongoClient) -> None:
+    """Wait for a background refresh to finish (refreshes hold the refresh lock)."""
+    assert rc._refresh_lock.acquire(timeout=30), "a refresh never finished"
+    rc._refresh_lock.release()
+    for thread in list(rc._threads):
+        thread.join(timeout=30)
+
+
 def test_sixteen_threads_on_an_expired_cache_make_one_get_secret_value(own_stack: EmbeddedStack) -> None:
     clock = FakeClock()
     with RotatingMongoClient(
@@ -217,16 +225,9 @@ def test_sixteen_threads_on_an_expired_cache_make_one_get_secret_value(own_stack
         clock.advance(POLICY.refresh_interval * 3)
         ok, failed = burst(lambda: find_seed(rc.database()), threads=16, per_thread=1)
         assert (ok, failed) == (16, [])
+        settle(rc)
         assert rc.metrics.api_calls == 2
         assert rc.metrics.refreshes == 2
-
-
-def settle(rc: RotatingMongoClient) -> None:
-    """Wait for a background refresh to finish (refreshes hold the refresh lock)."""
-    assert rc._refresh_lock.acquire(timeout=30), "a refresh never finished"
-    rc._refresh_lock.release()
-    for thread in list(rc._threads):
-        thread.join(timeout=30)
 
 
 def test_a_secret_with_bad_json_keeps_the_old_client(own_stack: EmbeddedStack) -> None:
