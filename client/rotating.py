@@ -546,11 +546,32 @@ class RotatingMongoClient:
         now = self._clock()
         version = self._source.get_version(AWSCURRENT)
         credentials = parse_secret(version.secret_string, secret_id=self.secret_id, version_id=version.version_id)
-        client = self._build_checked(credentials, allow_unreachable=True)
+        stage = AWSCURRENT
+        try:
+            client = self._build_checked(credentials, allow_unreachable=True)
+        except AuthenticationError as refused:
+            # Started in the middle of a rotation (or after one was rolled
+            # back): the database may already expect another version.
+            credentials, client, stage = self._first_fallback(credentials, refused)
         self._count("refreshes")
         gen = self._new_generation(credentials, client, now)
-        self._emit("refreshed", to_user=credentials.username, to_version=credentials.version_id, stage=AWSCURRENT)
+        self._emit("refreshed", to_user=credentials.username, to_version=credentials.version_id, stage=stage)
         return gen
+
+    def _first_fallback(
+        self, current: MongoCredentials, refused: AuthenticationError
+    ) -> tuple[MongoCredentials, MongoClient[dict[str, Any]], str]:
+        errors = [f"{AWSCURRENT}: {refused}"]
+        for stage in recovery_stages(current.version_id, current.version_id):
+            try:
+                credentials = self._parse(self._source.get_version(stage))
+                if credentials == current:
+                    errors.append(f"{stage}: same credentials")
+                    continue
+                return credentials, self._build_checked(credentials), stage
+            except SecretSwitchError as exc:
+                errors.append(f"{stage}: {exc}")
+        raise AuthenticationError("; ".join(errors)) from refused
 
     def _new_generation(
         self, credentials: MongoCredentials, client: MongoClient[dict[str, Any]], now: float

@@ -407,6 +407,33 @@ def test_a_run_that_read_a_generation_just_before_it_was_retired_uses_the_live_o
     assert used is not stale.client
 
 
+def test_a_client_started_mid_rotation_logs_in_with_the_pending_version(
+    sm: FakeSecretsManager, clock: FakeClock
+) -> None:
+    """Single-user rotation between setSecret and finishSecret: AWSCURRENT no longer logs in, AWSPENDING does."""
+    db_server = FakeMongoServer(app="pw-new")
+    pending = sm.put(secret_string("app", "pw-new"), stage="AWSPENDING")
+    events: list[ClientEvent] = []
+    rc = make_client(sm, db_server, clock, events)
+    try:
+        assert rc.credentials.version_id == pending
+        assert rc.credentials.password == "pw-new"
+        assert [(e.kind, e.stage) for e in events] == [("refreshed", "AWSPENDING")]
+    finally:
+        rc.close()
+
+
+def test_a_client_that_no_version_logs_in_for_fails_to_start_with_every_stage_named(
+    sm: FakeSecretsManager, clock: FakeClock
+) -> None:
+    with pytest.raises(AuthenticationError) as failure:
+        make_client(sm, FakeMongoServer(app="something else"), clock)
+    message = str(failure.value)
+    assert "AWSCURRENT" in message
+    assert "AWSPENDING: " in message
+    assert "pw-1" not in message
+
+
 def test_new_credentials_switch_the_client(
     rc: RotatingMongoClient,
     sm: FakeSecretsManager,
