@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from client.credentials import MongoCredentials
 from client.errors import ConfigurationError, RotationError, SecretFormatError
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "UserPlan",
     "backoff_delays",
     "build_pending_secret",
+    "connection_differences",
     "current_version_id",
     "normalize_roles",
     "parse_event",
@@ -200,6 +202,35 @@ def build_pending_secret(current: Mapping[str, Any], username: str, password: st
     pending["username"] = username
     pending["password"] = password
     return json.dumps(pending)
+
+
+def connection_differences(
+    first: MongoCredentials, second: MongoCredentials, *, compare_auth_source: bool = True
+) -> list[str]:
+    """What differs in how two secrets reach MongoDB: names only, never values.
+
+    The endpoint (URI or hosts, case-insensitive), the replica set, the TLS
+    flag and every TLS option are compared, so a version that quietly turns
+    off certificate checks (``tlsAllowInvalidCertificates``) or points at
+    another replica set is told apart; the ``authSource`` too unless
+    ``compare_auth_source`` is false (the master user lives elsewhere).
+
+    Returns:
+        The names of the settings that differ, in a fixed order; empty when they agree.
+    """
+    checks: list[tuple[str, object, object]] = [
+        ("endpoint", _endpoint_key(first), _endpoint_key(second)),
+        ("replicaSet", first.replica_set, second.replica_set),
+        ("tls", first.tls, second.tls),
+        ("TLS options", frozenset(first.tls_options), frozenset(second.tls_options)),
+    ]
+    if compare_auth_source:
+        checks.insert(1, ("authSource", first.auth_source, second.auth_source))
+    return [name for name, left, right in checks if left != right]
+
+
+def _endpoint_key(credentials: MongoCredentials) -> tuple[str | None, frozenset[str]]:
+    return (credentials.uri, frozenset(host.lower() for host in credentials.hosts))
 
 
 def normalize_roles(roles: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, str], ...]:

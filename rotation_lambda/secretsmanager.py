@@ -118,13 +118,18 @@ class SecretsManagerGateway:
         )
 
     def rotate(
-        self, secret_id: str, token: str, *, rotation_lambda_arn: str | None, rotation_rules: Mapping[str, Any]
+        self,
+        secret_id: str,
+        token: str,
+        *,
+        rotation_lambda_arn: str | None,
+        rotation_rules: Mapping[str, Any] | None,
     ) -> None:
-        kwargs: dict[str, Any] = {
-            "SecretId": secret_id,
-            "ClientRequestToken": token,
-            "RotationRules": dict(rotation_rules),
-        }
+        """``RotateSecret``; ``None`` leaves the function or the schedule as the secret has them."""
+        kwargs: dict[str, Any] = {"SecretId": secret_id, "ClientRequestToken": token}
+        # RotationRules replaces the whole schedule (Duration, cron): send it only when asked.
+        if rotation_rules is not None:
+            kwargs["RotationRules"] = dict(rotation_rules)
         if rotation_lambda_arn is not None:
             kwargs["RotationLambdaARN"] = rotation_lambda_arn
         self._call("RotateSecret", secret_id, lambda: self.client.rotate_secret(**kwargs), f"token {token}")

@@ -28,6 +28,7 @@ from rotation_lambda.core import (
     UserPlan,
     backoff_delays,
     build_pending_secret,
+    connection_differences,
     current_version_id,
     normalize_roles,
     partner_user,
@@ -170,7 +171,7 @@ class Rotator:
         return self._done(event, outcome, master_user=master.username, **users)
 
     def test_secret(self, event: RotationEvent) -> StepResult:
-        """Log in with the pending credentials, compare roles with the partner, read; retry a few times."""
+        """Verify the pending credentials (login, read, roles); retry a few times for propagation lag."""
         current_document = _decode(self.secrets.secret_string(event.secret_id, stage=AWSCURRENT), event.secret_id)
         current = parse_secret_dict(current_document, secret_id=event.secret_id)
         pending = self._pending(event)
@@ -178,10 +179,11 @@ class Rotator:
         last_error: DatabaseError | None = None
         for attempt in range(self.test_attempts):
             try:
-                self.mongo.read_check(pending)
+                self._verify(event, current_document, current, pending)
                 break
             except DatabaseError as exc:
                 # A first failure may be propagation lag (replica sets, Atlas): try again.
+                # Role drift is a RotationError, not a DatabaseError: it is not retried.
                 last_error = exc
                 if attempt < len(delays):
                     _log.warning(
@@ -194,30 +196,23 @@ class Rotator:
                 f"testSecret: the pending credentials (user {pending.username!r}, version {event.token}) "
                 f"failed {self.test_attempts} times; the rotation stops before finishSecret: {last_error}"
             ) from last_error
-        if pending.username != current.username:
-            master = self._master(event, current_document, current)
-            pending_roles = self.mongo.user_roles(master, pending.username, pending.auth_source)
-            partner_roles = self.mongo.user_roles(master, current.username, current.auth_source)
-            if normalize_roles(pending_roles or []) != normalize_roles(partner_roles or []):
-                raise RotationError(
-                    f"testSecret: role drift between {pending.username!r} {_roles(pending_roles)} and "
-                    f"{current.username!r} {_roles(partner_roles)}; align them (`secretswitch doctor --fix`) "
-                    "and resume the rotation"
-                )
         return self._done(event, "tested", current_user=current.username, pending_user=pending.username)
 
     def finish_secret(self, event: RotationEvent) -> StepResult:
-        """Move AWSCURRENT to the token's version, then take AWSPENDING off it."""
+        """Verify the pending credentials as testSecret does, then move AWSCURRENT to the token's version."""
         metadata = self.secrets.describe(event.secret_id)
         old_current = current_version_id(metadata.versions)
+        current_document = _decode(self.secrets.secret_string(event.secret_id, stage=AWSCURRENT), event.secret_id)
+        current = parse_secret_dict(current_document, secret_id=event.secret_id)
         pending = self._pending(event)
-        # Never finish an untested version, even when invoked out of order.
+        # Never finish an untested version, even when invoked out of order or
+        # after a failed testSecret: the same checks, once, without retries.
         try:
-            self.mongo.check_login(pending)
-        except AuthenticationError as exc:
+            self._verify(event, current_document, current, pending)
+        except DatabaseError as exc:
             raise RotationError(
                 f"finishSecret refused: the pending credentials (user {pending.username!r}, version "
-                f"{event.token}) do not log in; run setSecret and testSecret first"
+                f"{event.token}) do not pass testSecret's checks; run setSecret and testSecret first: {exc}"
             ) from exc
         self.secrets.move_current(event.secret_id, event.token, old_current)
         # AWS treats AWSPENDING on the AWSCURRENT version as finished; moto does
@@ -226,6 +221,32 @@ class Rotator:
         return self._done(
             event, "finished", pending_user=pending.username, version=event.token, previous_version=old_current
         )
+
+    def _verify(
+        self,
+        event: RotationEvent,
+        current_document: Mapping[str, Any],
+        current: MongoCredentials,
+        pending: MongoCredentials,
+    ) -> None:
+        """Log in as the pending user, read its database, and compare its roles with its partner's.
+
+        Raises:
+            DatabaseError: the login or the read failed (may be propagation lag).
+            RotationError: the roles drifted, or the master secret cannot be used.
+        """
+        self.mongo.read_check(pending)
+        if pending.username == current.username:
+            return  # single-user strategy: no partner to compare with
+        master = self._master(event, current_document, current)
+        pending_roles = self.mongo.user_roles(master, pending.username, pending.auth_source)
+        partner_roles = self.mongo.user_roles(master, current.username, current.auth_source)
+        if normalize_roles(pending_roles or []) != normalize_roles(partner_roles or []):
+            raise RotationError(
+                f"{event.step}: role drift between {pending.username!r} {_roles(pending_roles)} and "
+                f"{current.username!r} {_roles(partner_roles)}; align them (`secretswitch doctor --fix`) "
+                "and resume the rotation"
+            )
 
     # -- helpers -------------------------------------------------------------
 
@@ -242,14 +263,12 @@ class Rotator:
                 f"setSecret refused: the pending user {pending.username!r} is not the partner of the current "
                 f"user {current.username!r} (expected {expected!r}); nothing was changed"
             )
-        if _where(pending) != _where(current):
+        differences = connection_differences(pending, current)
+        if differences:
+            # Names only: a TLS option may be a key-file password.
             raise RotationError(
-                f"setSecret refused: the pending secret points at {pending.endpoint!r}, the current one at "
-                f"{current.endpoint!r}; nothing was changed"
-            )
-        if (pending.auth_source, pending.tls) != (current.auth_source, current.tls):
-            raise RotationError(
-                "setSecret refused: the pending secret's authSource or TLS setting differs from the current one"
+                f"setSecret refused: the pending secret differs from the current one in {', '.join(differences)} "
+                f"(pending endpoint {pending.endpoint!r}, current {current.endpoint!r}); nothing was changed"
             )
 
     def _master(
@@ -263,10 +282,11 @@ class Rotator:
                 field="masterarn",
             )
         master = parse_secret(self.secrets.secret_string(master_arn, stage=AWSCURRENT), secret_id=master_arn)
-        if _where(master) != _where(current):
+        differences = connection_differences(master, current, compare_auth_source=False)
+        if differences:
             raise RotationError(
-                f"the master secret {master_arn!r} points at {master.endpoint!r}, the application secret at "
-                f"{current.endpoint!r}; refusing to log in as master"
+                f"the master secret {master_arn!r} differs from the application secret in {', '.join(differences)} "
+                f"(master endpoint {master.endpoint!r}, application {current.endpoint!r}); refusing to log in as master"
             )
         try:
             self.mongo.check_login(master)
@@ -290,10 +310,6 @@ def _decode(secret_string: str, secret_id: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise SecretFormatError("the SecretString must be a JSON object", secret_id=secret_id)
     return document
-
-
-def _where(credentials: MongoCredentials) -> tuple[Any, ...]:
-    return (credentials.uri, frozenset(host.lower() for host in credentials.hosts))
 
 
 def _roles(roles: list[dict[str, Any]] | None) -> str:

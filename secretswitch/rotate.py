@@ -35,8 +35,13 @@ def register(subparsers: Any) -> None:
         help="rotation function ARN (default: $SECRETSWITCH_ROTATION_LAMBDA_ARN, else the one on the secret)",
     )
     schedule = rotate.add_mutually_exclusive_group()
-    schedule.add_argument("--days", type=int, default=7, help="rotate automatically every N days (default: 7)")
-    schedule.add_argument("--schedule", help="a rate()/cron() ScheduleExpression instead of --days")
+    schedule.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help="set the schedule to every N days (default: keep the secret's schedule; 7 days if it has none)",
+    )
+    schedule.add_argument("--schedule", help="set a rate()/cron() ScheduleExpression instead of --days")
     rotate.add_argument(
         "--resume", action="store_true", help="re-run the four steps of the rotation in progress (safe to repeat)"
     )

@@ -14,7 +14,10 @@ This module adds what moto leaves out of AWS's documented contract:
 * ``AWSPENDING`` left on the ``AWSCURRENT`` version counts as finished (AWS's
   rule; moto would call it "in progress"), so the stray label is removed;
 * ``resume=True`` re-invokes the four steps for the pending token, as AWS
-  retries a failed rotation.
+  retries a failed rotation (on AWS: ``RotateSecret`` with that token, so the
+  deployed function runs them);
+* a rotation sends ``RotationRules`` only when a schedule is asked for (or the
+  secret has none yet): they replace the secret's whole schedule.
 
 Against real AWS (an endpoint that is not on loopback) ``RotateSecret`` returns
 at once and AWS runs the deployed function; the outcome says so.
@@ -29,24 +32,35 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from client.errors import RotationError, SecretsManagerError, SecretSwitchError
-from rotation_lambda.core import AWSPENDING, STEPS, current_version_id, pending_version_ids
+from rotation_lambda.core import (
+    AWSPENDING,
+    STEPS,
+    connection_differences,
+    current_version_id,
+    partner_user,
+    pending_version_ids,
+    user_plan,
+)
 from rotation_lambda.secretsmanager import SecretMetadata, SecretsManagerGateway
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+    from client.credentials import MongoCredentials
     from rotation_lambda.lambda_function import Handler
 
 __all__ = [
+    "DEFAULT_ROTATION_DAYS",
     "Finding",
     "RotationInterrupted",
     "RotationOutcome",
@@ -59,11 +73,14 @@ __all__ = [
     "is_local_endpoint",
     "rotate_secret",
     "rotation_in_progress",
+    "rotation_rules",
 ]
 
 _log = logging.getLogger(__name__)
 _FAILED_STEP = re.compile(r"Rotation step (\w+) failed")
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+DEFAULT_ROTATION_DAYS = 7
+"""The schedule a secret without one gets at its first rotation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +127,7 @@ def rotate_secret(
     secret_id: str,
     *,
     rotation_lambda_arn: str | None = None,
-    rotation_days: int = 7,
+    rotation_days: int | None = None,
     resume: bool = False,
     handler: Handler | None = None,
     schedule_expression: str | None = None,
@@ -122,11 +139,13 @@ def rotate_secret(
         secret_id: the secret's name or ARN.
         rotation_lambda_arn: the rotation function; default: the one the
             secret is configured with.
-        rotation_days: the schedule (``AutomaticallyAfterDays``) to set.
-        resume: re-invoke the steps for the rotation already in progress.
-        handler: what runs the steps on resume; default: the project's rotation
-            function using ``sm_client``.
-        schedule_expression: a ``rate()``/``cron()`` schedule instead of days.
+        rotation_days: a new schedule (``AutomaticallyAfterDays``); default:
+            keep the secret's schedule (7 days when it has none yet).
+        resume: re-run the rotation already in progress (locally: invoke the
+            steps; on AWS: ``RotateSecret`` with its token).
+        handler: what runs the steps on a local resume; default: the
+            project's rotation function using ``sm_client``.
+        schedule_expression: a new ``rate()``/``cron()`` schedule instead of days.
 
     Returns:
         A :class:`RotationOutcome`; a failing step is reported there, not raised.
@@ -152,11 +171,7 @@ def rotate_secret(
         raise RotationError(
             f"secret {secret_id!r} has no rotation function; pass its ARN (--lambda-arn) the first time"
         )
-    rules: dict[str, Any] = (
-        {"ScheduleExpression": schedule_expression}
-        if schedule_expression
-        else {"AutomaticallyAfterDays": rotation_days}
-    )
+    rules = rotation_rules(metadata, rotation_days, schedule_expression)
     token = str(uuid.uuid4())
     local = is_local_endpoint(sm_client)
     _log.info("rotation starting: secret_id=%s token=%s local=%s", secret_id, token, local)
@@ -185,6 +200,25 @@ def rotate_secret(
     return _outcome_after(gateway, secret_id, token, resumed=False)
 
 
+def rotation_rules(
+    metadata: SecretMetadata, rotation_days: int | None, schedule_expression: str | None
+) -> dict[str, Any] | None:
+    """The ``RotationRules`` a rotation sends, or ``None`` to keep the secret's own.
+
+    A schedule given explicitly wins. Otherwise the secret's schedule (say, a
+    SAM template's ``rate()`` with a ``Duration``) is left alone, because
+    ``RotationRules`` replaces it whole; only a secret without one gets
+    ``DEFAULT_ROTATION_DAYS``, so its first rotation also turns rotation on.
+    """
+    if schedule_expression:
+        return {"ScheduleExpression": schedule_expression}
+    if rotation_days is not None:
+        return {"AutomaticallyAfterDays": rotation_days}
+    if metadata.rotation_days is None and not metadata.schedule_expression:
+        return {"AutomaticallyAfterDays": DEFAULT_ROTATION_DAYS}
+    return None
+
+
 def _resume(
     gateway: SecretsManagerGateway,
     sm_client: SecretsManagerClient,
@@ -201,6 +235,20 @@ def _resume(
             message=f"nothing to resume: no rotation in progress; AWSCURRENT is version {current}",
             resumed=True,
         )  # fmt: skip
+    if not is_local_endpoint(sm_client):
+        # On AWS the deployed function must run the steps: RotateSecret with the
+        # pending token is idempotent and makes Secrets Manager invoke it again.
+        _log.info("rotation resuming on AWS: secret_id=%s token=%s", secret_id, token)
+        gateway.rotate(secret_id, token, rotation_lambda_arn=None, rotation_rules=None)
+        return RotationOutcome(
+            secret_id,
+            token,
+            completed=False,
+            failed_step=None,
+            message="rotation resumed; AWS runs the function now; follow it with `secretswitch status`",
+            resumed=True,
+            asynchronous=True,
+        )
     if handler is None:
         from rotation_lambda.lambda_function import make_handler
 
@@ -283,7 +331,7 @@ def interrupted_rotation(
     crash_after_step: str,
     function_arn: str,
     handler: Handler | None = None,
-    rotation_days: int = 7,
+    rotation_days: int | None = None,
 ) -> RotationOutcome:
     """Start a rotation on the embedded stack that is killed after ``crash_after_step``.
 
@@ -387,6 +435,7 @@ def diagnose(
     fix: bool = False,
     handler: Handler | None = None,
     mongo_client_factory: Any = None,
+    environ: Mapping[str, str] | None = None,
 ) -> list[Finding]:
     """Find a stuck rotation, credentials that do not log in and role drift; repair what is safe.
 
@@ -394,17 +443,25 @@ def diagnose(
     to re-run); a pending version with no usable value is abandoned (its
     AWSPENDING label removed); AWSCURRENT credentials refused by MongoDB are
     written back into MongoDB as master; the passive user gets the active
-    user's roles.
+    user's roles. The last two act as master without the rotation function's
+    guards, so they run only when the passive user is the current user's
+    partner (the rotation function's rule) and the master secret reaches
+    MongoDB exactly as AWSCURRENT does; otherwise the finding says why not.
+
+    Args:
+        environ: where ``ROTATION_STRATEGY`` / ``ROTATION_USERS`` are read
+            when the secret names no user pair (default ``os.environ``).
 
     Returns:
         The findings; an empty list means healthy.
     """
-    from client.credentials import MongoCredentials, parse_secret
+    from client.credentials import parse_secret
     from rotation_lambda.core import normalize_roles
     from rotation_lambda.mongo import MongoGateway, default_mongo_client_factory
 
     gateway = SecretsManagerGateway(sm_client)
     mongo = MongoGateway(mongo_client_factory or default_mongo_client_factory)
+    env = os.environ if environ is None else environ
     findings: list[Finding] = []
 
     def credentials(stage: str, version_id: str | None = None) -> MongoCredentials | None:
@@ -429,19 +486,32 @@ def diagnose(
     if current is None:
         return [Finding("current-unreadable", f"AWSCURRENT of {secret_id!r} cannot be read or parsed")]
     pending = credentials(AWSPENDING, pending_token) if pending_token is not None else None
+    document: dict[str, Any] = {}
     master: MongoCredentials | None = None
     try:
         document = json.loads(gateway.secret_string(secret_id, stage="AWSCURRENT"))
         master_arn = document.get("masterarn")
         if isinstance(master_arn, str):
             master = parse_secret(gateway.secret_string(master_arn, stage="AWSCURRENT"), secret_id=master_arn)
+            # Checked before logging in as master, as setSecret does.
+            refusal = _master_refusal(master, current)
+            if refusal is not None:
+                raise RotationError(refusal)
             mongo.check_login(master)
     except (SecretSwitchError, ValueError, AttributeError) as exc:
         findings.append(Finding("master-unusable", f"the master secret cannot be used: {exc}"))
         master = None
 
     # Role drift first: a resumed rotation's testSecret refuses a drifted pair.
+    passive_stage = AWSPENDING if pending is not None else "AWSPREVIOUS"
     passive = pending if pending is not None else credentials("AWSPREVIOUS")
+    if passive is not None and passive.username != current.username:
+        refusal = _partner_refusal(document, env, current, passive, secret_id)
+        if refusal is not None:
+            findings.append(
+                Finding("unexpected-user", f"{passive_stage} names {refusal}; doctor will not change that user")
+            )
+            passive = None
     if master is not None and passive is not None and passive.username != current.username:
         try:
             active_roles = mongo.user_roles(master, current.username, current.auth_source)
@@ -491,13 +561,52 @@ def diagnose(
         current_ok = logs_in(current)
     if not current_ok:
         fixed = False
-        if fix and master is not None:
+        message = f"AWSCURRENT ({current.username!r}) does not log in to MongoDB"
+        # A resumed rotation may have moved AWSCURRENT: check the guards again for what is current now.
+        refusal = None if master is None else _master_refusal(master, current)
+        if refusal is None and master is not None:
+            refusal = _partner_refusal(document, env, current, None, secret_id)
+        if refusal is not None:
+            message += f"; doctor will not reset its password: {refusal}"
+        elif fix and master is not None:
             try:
                 mongo.set_password(master, current)
                 fixed = logs_in(current)
             except SecretSwitchError:
                 fixed = False
-        findings.append(
-            Finding("current-fails", f"AWSCURRENT ({current.username!r}) does not log in to MongoDB", fixed)
-        )
+        findings.append(Finding("current-fails", message, fixed))
     return findings
+
+
+def _master_refusal(master: MongoCredentials, current: MongoCredentials) -> str | None:
+    """Why the master secret may not act for ``current`` (``None``: it may), as setSecret decides."""
+    differences = connection_differences(master, current, compare_auth_source=False)
+    if differences:
+        return (
+            f"the master secret differs from AWSCURRENT in {', '.join(differences)} "
+            f"(master endpoint {master.endpoint!r}, AWSCURRENT {current.endpoint!r})"
+        )
+    if (master.username, master.auth_source) == (current.username, current.auth_source):
+        return f"AWSCURRENT names the master user {master.username!r}"
+    return None
+
+
+def _partner_refusal(
+    document: Mapping[str, Any],
+    environ: Mapping[str, str],
+    current: MongoCredentials,
+    passive: MongoCredentials | None,
+    secret_id: str,
+) -> str | None:
+    """Why ``passive`` is not the partner of ``current`` under the rotation function's rules (``None``: it is).
+
+    With ``passive=None`` only checks that ``current`` is one of the rotating users.
+    """
+    try:
+        plan = user_plan(document, environ, secret_id=secret_id)
+        expected = partner_user(current.username, plan)
+    except SecretSwitchError as exc:
+        return f"no partner can be derived for {current.username!r}: {exc}"
+    if passive is not None and passive.username != expected:
+        return f"user {passive.username!r}, not the partner of {current.username!r} (expected {expected!r})"
+    return None

@@ -338,6 +338,144 @@ def test_doctor_finds_and_fixes_a_stuck_rotation_and_role_drift(rstack: Embedded
     _assert_healthy(rstack)
 
 
+def _event(stack: EmbeddedStack, step: str, token: str) -> dict[str, Any]:
+    return {"Step": step, "SecretId": stack.info.app_secret_id, "ClientRequestToken": token}
+
+
+def test_finishsecret_refuses_a_version_whose_user_gained_a_role_after_setsecret(rstack: EmbeddedStack) -> None:
+    sm = rstack.secretsmanager_client()
+    outcome = interrupted_rotation(
+        sm, rstack.info.app_secret_id, crash_after_step="setSecret", function_arn=rstack.rotation_function_arn
+    )
+    token = outcome.token
+    _record_passwords(rstack)
+    pending_user = _creds(rstack, "AWSPENDING", token)["username"]
+    current_before = _creds(rstack, "AWSCURRENT")
+    handler = _handler(rstack)
+    root = [{"role": "root", "db": "admin"}]
+    admin = rstack.admin_client()
+    try:
+        admin.admin.command("grantRolesToUser", pending_user, roles=root)
+        with pytest.raises(RotationError, match="role drift") as tested:
+            handler(_event(rstack, "testSecret", token), None)
+        # A direct finishSecret (out of order, or retried by hand) must not promote the drifted user.
+        with pytest.raises(RotationError, match="finishSecret: role drift") as finished:
+            handler(_event(rstack, "finishSecret", token), None)
+        TEXTS.extend([str(tested.value), str(finished.value)])
+        assert _stages(rstack)[token] == ["AWSPENDING"]
+        assert _creds(rstack, "AWSCURRENT") == current_before
+    finally:
+        admin.admin.command("revokeRolesFromUser", pending_user, roles=root)
+        admin.close()
+    resumed = _rotate(rstack, resume=True)
+    assert resumed.completed, resumed.message
+    # Once the token is AWSCURRENT finishSecret changes nothing but a leftover AWSPENDING label.
+    sm.update_secret_version_stage(SecretId=rstack.info.app_secret_id, VersionStage="AWSPENDING", MoveToVersionId=token)
+    handler(_event(rstack, "finishSecret", token), None)
+    assert _stages(rstack)[token] == ["AWSCURRENT"]
+    _assert_healthy(rstack)
+
+
+def test_a_plain_rotation_keeps_the_schedule_the_secret_already_has(rstack: EmbeddedStack) -> None:
+    sm = rstack.secretsmanager_client()
+
+    def days() -> int:
+        return int(sm.describe_secret(SecretId=rstack.info.app_secret_id)["RotationRules"]["AutomaticallyAfterDays"])
+
+    try:
+        assert _rotate(rstack, rotation_days=3).completed
+        assert days() == 3
+        assert _rotate(rstack).completed
+        assert days() == 3
+    finally:
+        _rotate(rstack, rotation_days=7)
+    assert days() == 7
+    _assert_healthy(rstack)
+
+
+def test_setsecret_refuses_a_pending_version_that_relaxes_tls(rstack: EmbeddedStack) -> None:
+    sm = rstack.secretsmanager_client()
+    outcome = interrupted_rotation(
+        sm, rstack.info.app_secret_id, crash_after_step="start", function_arn=rstack.rotation_function_arn
+    )
+    current = _creds(rstack, "AWSCURRENT")
+    partner = "app" if current["username"] == "app_clone" else "app_clone"
+    relaxed = dict(current, username=partner, password="relaxed-" + uuid.uuid4().hex, tlsAllowInvalidCertificates=True)
+    PASSWORDS.add(relaxed["password"])
+    sm.put_secret_value(
+        SecretId=rstack.info.app_secret_id,
+        ClientRequestToken=outcome.token,
+        SecretString=json.dumps(relaxed),
+        VersionStages=["AWSPENDING"],
+    )
+    with pytest.raises(RotationError, match="TLS options") as refused:
+        _handler(rstack)(_event(rstack, "setSecret", outcome.token), None)
+    TEXTS.append(str(refused.value))
+    assert _logs_in(rstack, _creds(rstack, "AWSPREVIOUS"))  # the partner's password was not changed
+    sm.update_secret_version_stage(
+        SecretId=rstack.info.app_secret_id, VersionStage="AWSPENDING", RemoveFromVersionId=outcome.token
+    )
+    _assert_healthy(rstack)
+
+
+def test_doctor_fix_leaves_alone_a_previous_version_naming_a_user_that_is_not_the_partner(
+    rstack: EmbeddedStack,
+) -> None:
+    sm = rstack.secretsmanager_client()
+    secret_id = rstack.info.app_secret_id
+    previous = next(v for v, s in _stages(rstack).items() if "AWSPREVIOUS" in s)
+    intruder = "intruder_" + uuid.uuid4().hex[:6]
+    document = dict(_creds(rstack, "AWSCURRENT"), username=intruder, password="intruder-" + uuid.uuid4().hex)
+    PASSWORDS.add(document["password"])
+    admin = rstack.admin_client()
+    try:
+        admin.admin.command("createUser", intruder, pwd=document["password"], roles=[{"role": "read", "db": "other"}])
+        crafted = sm.put_secret_value(
+            SecretId=secret_id, SecretString=json.dumps(document), VersionStages=["AWSPREVIOUS"]
+        )["VersionId"]
+        findings = diagnose(sm, secret_id, fix=True)
+        TEXTS.extend(f.message for f in findings)
+        assert [f.kind for f in findings] == ["unexpected-user"], findings
+        assert not findings[0].fixed
+        roles = admin.admin.command("usersInfo", intruder)["users"][0]["roles"]
+        assert [(r["db"], r["role"]) for r in roles] == [("other", "read")]
+    finally:
+        admin.admin.command("dropUser", intruder)
+        admin.close()
+        sm.update_secret_version_stage(
+            SecretId=secret_id, VersionStage="AWSPREVIOUS", MoveToVersionId=previous, RemoveFromVersionId=crafted
+        )
+    assert diagnose(sm, secret_id) == []
+    _assert_healthy(rstack)
+
+
+def test_doctor_fix_resets_no_password_with_a_master_secret_pointing_elsewhere(rstack: EmbeddedStack) -> None:
+    sm = rstack.secretsmanager_client()
+    secret_id, admin_id = rstack.info.app_secret_id, rstack.info.admin_secret_id
+    good_master = sm.get_secret_value(SecretId=admin_id)["SecretString"]
+    master = json.loads(good_master)
+    # The same server under another name: logging in as master works, the guard must still refuse.
+    master["host"] = "localhost" if master["host"] == "127.0.0.1" else "127.0.0.1"
+    current = _creds(rstack, "AWSCURRENT")
+    admin = rstack.admin_client()
+    try:
+        admin.admin.command("updateUser", current["username"], pwd="broken-" + uuid.uuid4().hex)
+        sm.put_secret_value(SecretId=admin_id, SecretString=json.dumps(master))
+        findings = {f.kind: f for f in diagnose(sm, secret_id, fix=True)}
+        TEXTS.extend(f.message for f in findings.values())
+        assert set(findings) == {"master-unusable", "current-fails"}, findings
+        assert "endpoint" in findings["master-unusable"].message
+        assert not findings["current-fails"].fixed
+        assert not _logs_in(rstack, current)
+    finally:
+        sm.put_secret_value(SecretId=admin_id, SecretString=good_master)
+        admin.close()
+    fixed = diagnose(sm, secret_id, fix=True)
+    TEXTS.extend(f.message for f in fixed)
+    assert [(f.kind, f.fixed) for f in fixed] == [("current-fails", True)]
+    _assert_healthy(rstack)
+
+
 def test_zz_no_password_appears_in_any_log_line_or_error(rstack: EmbeddedStack) -> None:
     _record_passwords(rstack)
     assert len(PASSWORDS) >= 10

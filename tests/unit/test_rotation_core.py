@@ -16,6 +16,7 @@ from rotation_lambda.core import (
     UserPlan,
     backoff_delays,
     build_pending_secret,
+    connection_differences,
     parse_event,
     partner_user,
     readiness,
@@ -116,6 +117,44 @@ def test_the_pending_secret_keeps_every_field_it_does_not_own() -> None:
     pending = json.loads(build_pending_secret(current, "app_clone", "n:/?#[]@%+"))
     assert pending == {**current, "username": "app_clone", "password": "n:/?#[]@%+"}
     assert current["password"] == "old"
+
+
+_CURRENT = {"username": "app", "password": "p", "host": "db1,db2", "tls": True, "replicaSet": "rs0"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "differences", "without_auth_source"),
+    [
+        ({}, [], []),
+        ({"username": "app_clone", "password": "q", "host": "DB2,db1"}, [], []),
+        ({"host": "db1,db3"}, ["endpoint"], ["endpoint"]),
+        ({"authSource": "mydb"}, ["authSource"], []),
+        ({"replicaSet": "rs1"}, ["replicaSet"], ["replicaSet"]),
+        ({"replicaSet": None}, ["replicaSet"], ["replicaSet"]),
+        ({"tls": False}, ["tls"], ["tls"]),
+        ({"tlsAllowInvalidCertificates": True}, ["TLS options"], ["TLS options"]),
+        ({"tlsCAFile": "certs/other-ca.pem"}, ["TLS options"], ["TLS options"]),
+        ({"host": "evil", "tls": False, "authSource": "x"}, ["endpoint", "authSource", "tls"], ["endpoint", "tls"]),
+    ],
+)
+def test_connection_differences_name_every_setting_that_changes_how_mongodb_is_reached(
+    changes: dict[str, Any], differences: list[str], without_auth_source: list[str]
+) -> None:
+    from client.credentials import parse_secret_dict
+
+    current = parse_secret_dict(_CURRENT, secret_id="s")
+    other = parse_secret_dict({**_CURRENT, **changes}, secret_id="s")
+    assert connection_differences(other, current) == differences
+    assert connection_differences(other, current, compare_auth_source=False) == without_auth_source
+
+
+def test_connection_differences_never_quote_a_value() -> None:
+    from client.credentials import parse_secret_dict
+
+    secret_value = "key-file-password-" + "x" * 8
+    current = parse_secret_dict(_CURRENT, secret_id="s")
+    other = parse_secret_dict({**_CURRENT, "tlsCertificateKeyFilePassword": secret_value}, secret_id="s")
+    assert secret_value not in " ".join(connection_differences(other, current))
 
 
 def test_password_policy_defaults_and_environment() -> None:
