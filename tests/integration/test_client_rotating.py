@@ -21,6 +21,7 @@ from pymongo.errors import PyMongoError
 from client import ClientEvent, RefreshPolicy, RotatingMongoClient
 from demo_app.stack import APP_DATABASE, DUMMY_AWS_ENV, EmbeddedStack
 from tests.conftest import FakeClock
+from tests.helpers import settle
 
 SECRET_ID = "mongodb-app"
 POLICY = RefreshPolicy(refresh_interval=600.0, jitter=0.1, backoff_base=1.0, backoff_cap=10.0)
@@ -206,14 +207,6 @@ def test_planned_switch_under_load_fails_nothing_and_closes_the_old_client(own_s
             thread.join(30)
         with pytest.raises(PyMongoError):  # closed after the running operations finished
             old_client[APP_DATABASE]["items"].find_one()
-
-
-def settle(rc: RotatingMongoClient) -> None:
-    """Wait for a background refresh to finish (refreshes hold the refresh lock)."""
-    assert rc._refresh_lock.acquire(timeout=30), "a refresh never finished"
-    rc._refresh_lock.release()
-    for thread in list(rc._threads):
-        thread.join(timeout=30)
 
 
 def test_sixteen_threads_on_an_expired_cache_make_one_get_secret_value(own_stack: EmbeddedStack) -> None:

@@ -28,6 +28,7 @@ from client.errors import (
 )
 from client.policy import CacheState, cache_state
 from tests.conftest import FakeClock
+from tests.helpers import settle
 
 
 def secret_string(username: str = "app", password: str = "pw-1", **extra: Any) -> str:
@@ -206,15 +207,6 @@ def make_client(
         on_event=events.append if events is not None else None,
         **options,
     )
-
-
-def settle(rc: RotatingMongoClient) -> None:
-    """Wait until no refresh runs (background refreshes hold the lock)."""
-    lock = rc._refresh_lock
-    assert lock.acquire(timeout=10), "a refresh never finished"
-    lock.release()
-    for thread in list(rc._threads):
-        thread.join(timeout=10)
 
 
 def kinds(events: list[ClientEvent]) -> list[str]:
