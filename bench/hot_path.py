@@ -79,7 +79,7 @@ def main() -> int:
     from cachetools import TTLCache
 
     from client import RotatingMongoClient
-    from demo_app.stack import EmbeddedStack
+    from embedded_stack.stack import EmbeddedStack
 
     logging.getLogger("demo_app").setLevel(logging.WARNING)
     with EmbeddedStack(region=REGION) as stack:

@@ -33,11 +33,11 @@ def _median_s(fn: Any, number: int = 30) -> float:
 
 
 def main() -> int:
-    from demo_app.moto_server import register_rotation_function
-    from demo_app.stack import EmbeddedStack
+    from embedded_stack.moto_server import register_rotation_function
+    from embedded_stack.stack import EmbeddedStack
     from rotation_lambda.core import STEPS
     from rotation_lambda.lambda_function import make_handler
-    from secretswitch.rotation import rotate_secret
+    from rotation_tools.rotate import rotate_secret
 
     logging.getLogger("secretswitch").setLevel(logging.WARNING)
     with EmbeddedStack(region=REGION) as stack:

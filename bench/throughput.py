@@ -70,7 +70,7 @@ def main() -> int:
     import logging
 
     from client import RotatingMongoClient
-    from demo_app.stack import APP_DATABASE, EmbeddedStack
+    from embedded_stack.stack import APP_DATABASE, EmbeddedStack
 
     logging.getLogger("demo_app").setLevel(logging.WARNING)
     with EmbeddedStack(region=REGION) as stack:

@@ -16,7 +16,13 @@ name the secret id, the field, the user, the version and the stage.
     ├── DatabaseError             MongoDB failed or could not be reached
     │   └── AuthenticationError   MongoDB refused the credentials (code 18/8000)
     ├── RotationError             a rotation step refused or failed
+    │                             (rotation_lambda.errors, shipped in the function's zip)
     └── LocalStackError           an embedded server did not start or stop
+                                  (embedded_stack.errors)
+
+The client defines the base and the errors an application meets; the two
+others live next to the code that raises them, so the client never imports
+the rotation function or the local stack.
 """
 
 from __future__ import annotations
@@ -25,8 +31,6 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "DatabaseError",
-    "LocalStackError",
-    "RotationError",
     "SecretFormatError",
     "SecretNotFoundError",
     "SecretSwitchError",
@@ -71,11 +75,3 @@ class DatabaseError(SecretSwitchError):
 
 class AuthenticationError(DatabaseError):
     """MongoDB refused the user name and password (error 18, or Atlas 8000)."""
-
-
-class RotationError(SecretSwitchError):
-    """A rotation step refused its input or could not complete."""
-
-
-class LocalStackError(SecretSwitchError, RuntimeError):
-    """An embedded server (moto, SecantusDB) did not start, answer or stop."""

@@ -179,6 +179,12 @@ class RotatingMongoClient:
 
     Args:
         secret_id: the secret's name or ARN.
+        database: the application's database, what :meth:`database`,
+            :meth:`run` and :meth:`collection` use by default; ``None`` uses
+            the secret's ``dbname``. It is not the login database (``authSource``,
+            else ``dbname``, else ``admin``): with AWS's format and users in
+            ``admin``, ``dbname`` is ``admin`` and the application's data is
+            elsewhere, so pass it here.
         secretsmanager_client: a boto3 ``secretsmanager`` client; default:
             ``boto3.client("secretsmanager")`` (usual environment resolution,
             short timeouts).
@@ -207,6 +213,7 @@ class RotatingMongoClient:
         self,
         secret_id: str,
         *,
+        database: str | None = None,
         secretsmanager_client: SecretsManagerClient | Any | None = None,
         policy: RefreshPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -222,7 +229,10 @@ class RotatingMongoClient:
             raise ConfigurationError("secret_id must be a non-empty secret name or ARN")
         if close_grace < 0:
             raise ConfigurationError(f"close_grace must not be negative, got {close_grace!r}")
+        if database is not None and (not isinstance(database, str) or not database.strip()):
+            raise ConfigurationError(f"database must be a non-empty database name, got {database!r}")
         self.secret_id = secret_id
+        self.default_database_name = database
         self.policy = policy if policy is not None else RefreshPolicy()
         self._clock = clock
         self._sleep = sleep
@@ -252,14 +262,14 @@ class RotatingMongoClient:
     # -- the hot path ----------------------------------------------------------
 
     def database(self, name: str | None = None) -> Database[dict[str, Any]]:
-        """The live pymongo ``Database`` (default: the secret's ``dbname``).
+        """The live pymongo ``Database`` (default: the ``database=`` argument, else the secret's ``dbname``).
 
         On a cache hit this does no I/O, takes no lock and copies nothing.
         Take it per unit of work: an old client is closed a grace period
         after a switch.
 
         Raises:
-            ConfigurationError: no name given and the secret has no ``dbname``.
+            ConfigurationError: no name given, no ``database=`` and the secret has no ``dbname``.
         """
         gen = self._gen
         if name is None:
@@ -287,7 +297,8 @@ class RotatingMongoClient:
         if name is None:
             if gen.default_database is None:
                 raise ConfigurationError(
-                    f"secret {self.secret_id!r} has no 'dbname'; pass a database name to database()/run()"
+                    f"no application database for secret {self.secret_id!r}: it has no 'dbname'; pass "
+                    "RotatingMongoClient(..., database='mydb') or a name to database()/run()/collection()"
                 )
             return gen.default_database
         db = gen.databases.get(name)
@@ -578,7 +589,8 @@ class RotatingMongoClient:
     ) -> _Generation:
         self._generations_built += 1
         refresh_at, expires_at = self._schedule(now)
-        default_database = client[credentials.database] if credentials.database else None
+        default_name = self.default_database_name or credentials.database
+        default_database = client[default_name] if default_name else None
         return _Generation(
             number=self._generations_built,
             credentials=credentials,

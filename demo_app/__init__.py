@@ -1,4 +1,4 @@
-"""The secretswitch demo and the embedded local stack it runs on."""
+"""The secretswitch demo: an application switching users under load while its secret rotates."""
 
 from __future__ import annotations
 

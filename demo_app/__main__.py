@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from secretswitch.cli import main
+from demo_app.main import main
 
 if __name__ == "__main__":
-    sys.exit(main(["demo", *sys.argv[1:]]))
+    sys.exit(main(sys.argv[1:]))

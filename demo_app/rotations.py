@@ -2,7 +2,7 @@
 
 The scheduler rotates the secret every ``rotation_days`` demo days, exactly
 as Secrets Manager's schedule would, through
-:func:`secretswitch.rotation.rotate_secret`. On the embedded stack moto's
+:func:`rotation_tools.rotate.rotate_secret`. On the embedded stack moto's
 ``RotateSecret`` invokes the rotation function once per step; the demo
 registers a :class:`StepRecorder` there, which reports each step and hands it
 to the real function.

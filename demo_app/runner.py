@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -32,13 +32,13 @@ from demo_app.events import DemoEvent, EventLog, format_event
 from demo_app.report import (
     RotationRecord,
     SwitchRecord,
-    WriteCheck,
     check_rotations,
     check_writes,
     users_in_order,
     verdict,
 )
 from demo_app.rotations import ClientView, RotationScheduler, SecretInspector, StepRecorder
+from demo_app.state import DemoState, SideState
 from demo_app.workload import COLLECTION, OperationRunner, OpLog, Workload
 
 if TYPE_CHECKING:
@@ -47,9 +47,9 @@ if TYPE_CHECKING:
     from pymongo.database import Database
 
     from client import ClientEvent, RotatingMongoClient
-    from demo_app.stack import EmbeddedStack
+    from embedded_stack.stack import EmbeddedStack
 
-__all__ = ["DemoState", "run_demo"]
+__all__ = ["run_demo"]
 
 _log = logging.getLogger(__name__)
 
@@ -58,33 +58,6 @@ VERIFIER_USER = "secretswitch_demo_verifier"
 # in production (within minutes to hours); with compressed days that is a fraction of a second, so
 # new connections (each one a new login) happen all the time, as they do over real days.
 IDLE_FRACTION_OF_DAY = 0.05
-
-
-@dataclass
-class SideState:
-    """One workload's live numbers (the rotating client, or the plain MongoClient)."""
-
-    label: str
-    log: OpLog = field(default_factory=OpLog)
-    connections: int = 0
-    writes: WriteCheck | None = None
-
-
-@dataclass
-class DemoState:
-    """Everything the live view shows, updated by the run's threads."""
-
-    config: DemoConfig
-    clock: DemoClock
-    events: EventLog
-    client: ClientView
-    secret_id: str
-    client_side: SideState = field(default_factory=lambda: SideState("secretswitch RotatingMongoClient"))
-    naive_side: SideState | None = None
-    inspector: SecretInspector | None = None
-    metrics: Callable[[], Any] | None = None
-    phase: str = "starting"
-    end_day: float = 0.0
 
 
 def _pool_listener(side: SideState) -> Any:
@@ -130,9 +103,9 @@ class Infrastructure:
 
 
 def _embedded(config: DemoConfig, events: EventLog) -> Infrastructure:
-    from demo_app.stack import APP_DATABASE, EmbeddedStack
+    from embedded_stack.stack import APP_DATABASE, EmbeddedStack
     from rotation_lambda.lambda_function import make_handler
-    from secretswitch.rotation import rotate_secret
+    from rotation_tools.rotate import rotate_secret
 
     recorder = StepRecorder(events)
     stack = EmbeddedStack(
@@ -185,7 +158,7 @@ def _external(config: DemoConfig) -> Infrastructure:
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
-    from secretswitch.rotation import rotate_secret
+    from rotation_tools.rotate import rotate_secret
 
     where = config.endpoint or "AWS"
 

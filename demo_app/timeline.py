@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from demo_app.events import DemoEvent
-    from demo_app.runner import DemoState
+    from demo_app.state import DemoState
 
 __all__ = ["Rates", "bucket_rates", "render_timeline", "user_spans"]
 

@@ -11,7 +11,7 @@ from demo_app.events import DemoEvent, format_event
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from demo_app.runner import DemoState, SideState
+    from demo_app.state import DemoState, SideState
 
 __all__ = ["live_view", "render"]
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from client.credentials import MongoCredentials
-from client.errors import ConfigurationError, RotationError, SecretFormatError
+from client.errors import ConfigurationError, SecretFormatError
+from rotation_lambda.errors import RotationError
 
 __all__ = [
     "CLONE_SUFFIX",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from client.credentials import MongoCredentials, parse_secret, parse_secret_dict
-from client.errors import AuthenticationError, DatabaseError, RotationError, SecretFormatError, SecretNotFoundError
+from client.errors import AuthenticationError, DatabaseError, SecretFormatError, SecretNotFoundError
 from rotation_lambda.core import (
     AWSCURRENT,
     AWSPENDING,
@@ -35,6 +35,7 @@ from rotation_lambda.core import (
     readiness,
     user_plan,
 )
+from rotation_lambda.errors import RotationError
 from rotation_lambda.mongo import MongoGateway
 from rotation_lambda.secretsmanager import SecretsManagerGateway
 

@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 
 from client.errors import SecretSwitchError
 
-__all__ = ["main", "stop_on_signals"]
+__all__ = ["main"]
 
 # Modules that provide sub-commands, in the order --help lists them.
 _COMMAND_MODULES = (
@@ -28,19 +26,6 @@ _COMMAND_MODULES = (
     "secretswitch.rotate",
     "secretswitch.package",
 )
-
-
-def stop_on_signals() -> None:
-    """Turn SIGINT, SIGTERM and SIGHUP into ``KeyboardInterrupt``, so every one stops cleanly.
-
-    SIGINT is set explicitly because a shell starts background jobs with it ignored.
-    """
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,8 +33,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from demo_app.stack import EmbeddedStack
-    from secretswitch.cli import stop_on_signals
+    from embedded_stack.signals import stop_on_signals
+    from embedded_stack.stack import EmbeddedStack
 
     stop_on_signals()
     stack = EmbeddedStack(

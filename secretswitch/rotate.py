@@ -70,7 +70,7 @@ def _client() -> SecretsManagerClient:
 
 
 def run_rotate(args: argparse.Namespace) -> int:
-    from secretswitch.rotation import rotate_secret
+    from rotation_tools.rotate import rotate_secret
 
     outcome = rotate_secret(
         _client(),
@@ -91,7 +91,7 @@ def _when(value: Any) -> str:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from secretswitch.rotation import secret_status
+    from rotation_tools.status import secret_status
 
     status = secret_status(_client(), args.secret_id)
     if args.json:
@@ -134,7 +134,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from secretswitch.rotation import diagnose
+    from rotation_tools.doctor import diagnose
 
     findings = diagnose(_client(), args.secret_id, fix=args.fix)
     if not findings:

@@ -19,7 +19,7 @@ from botocore.config import Config
 from pymongo.errors import PyMongoError
 
 from client import ClientEvent, RefreshPolicy, RotatingMongoClient
-from demo_app.stack import APP_DATABASE, DUMMY_AWS_ENV, EmbeddedStack
+from embedded_stack.stack import APP_DATABASE, DUMMY_AWS_ENV, EmbeddedStack
 from tests.conftest import FakeClock
 from tests.helpers import settle
 

@@ -124,7 +124,7 @@ def test_bad_input_fails_in_one_line_before_anything_starts(tmp_path: Path, argv
 
 def test_unknown_secret_id_is_refused_before_anything_starts(tmp_path: Path) -> None:
     """Against a running Secrets Manager (a stack of its own), an unknown secret id is a one-line error."""
-    from demo_app.stack import EmbeddedStack
+    from embedded_stack.stack import EmbeddedStack
 
     with EmbeddedStack(region="ap-southeast-1") as stack:
         env = {**os.environ, **stack.info.environment()}

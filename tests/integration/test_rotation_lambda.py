@@ -17,11 +17,15 @@ from typing import Any
 import pytest
 
 from client.credentials import parse_secret
-from client.errors import RotationError, SecretFormatError, SecretSwitchError
-from demo_app.stack import EmbeddedStack
+from client.errors import SecretFormatError, SecretSwitchError
+from embedded_stack.faults import interrupted_rotation
+from embedded_stack.stack import EmbeddedStack
 from rotation_lambda.core import STEPS
+from rotation_lambda.errors import RotationError
 from rotation_lambda.lambda_function import make_handler
-from secretswitch.rotation import diagnose, interrupted_rotation, rotate_secret, secret_status
+from rotation_tools.doctor import diagnose
+from rotation_tools.rotate import rotate_secret
+from rotation_tools.status import secret_status
 
 REGION = "ca-central-1"
 TEXTS: list[str] = []  # every error text produced in this module
@@ -177,7 +181,7 @@ def test_a_rotation_killed_after_a_step_resumes_and_current_always_logs_in(
     resumed = _rotate(rstack, resume=True)
     assert resumed.completed, resumed.message
     assert _creds(rstack, "AWSCURRENT")["username"] != before["username"]
-    # A GetSecretValue without a stage means AWSCURRENT, as on AWS (moto needs demo_app.moto_server's fix).
+    # A GetSecretValue without a stage means AWSCURRENT, as on AWS (moto needs embedded_stack.moto_server's fix).
     assert sm.get_secret_value(SecretId=rstack.info.app_secret_id)["VersionId"] == resumed.token
     _assert_healthy(rstack)
 

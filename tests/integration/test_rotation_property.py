@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 
 from client.credentials import parse_secret
 from client.errors import SecretSwitchError
-from demo_app.stack import EmbeddedStack
+from embedded_stack.faults import interrupted_rotation
+from embedded_stack.stack import EmbeddedStack
 from rotation_lambda.core import STEPS
 from rotation_lambda.lambda_function import make_handler
 from rotation_lambda.secretsmanager import SecretsManagerGateway
-from secretswitch.rotation import interrupted_rotation, rotate_secret, rotation_in_progress
+from rotation_tools.rotate import rotate_secret, rotation_in_progress
 
 REGION = "sa-east-1"
 

@@ -32,13 +32,14 @@ from client.credentials import parse_secret
 from client.policy import RefreshPolicy
 from client.rotating import RotatingMongoClient
 from demo_app.workload import COLLECTION, OpLog, Workload
+from embedded_stack.faults import interrupted_rotation
 from rotation_lambda.core import STEPS
-from secretswitch.rotation import interrupted_rotation, rotate_secret
+from rotation_tools.rotate import rotate_secret
 
 if TYPE_CHECKING:
     from pymongo.database import Database
 
-    from demo_app.stack import EmbeddedStack
+    from embedded_stack.stack import EmbeddedStack
 
 pytestmark = pytest.mark.soak
 
@@ -208,7 +209,7 @@ def _table(faults: list[Fault], outside: int) -> str:
 
 def test_fault_soak() -> None:
     """0 acknowledged writes lost; failures only inside fault windows; AWSCURRENT logs in after each fault."""
-    from demo_app.stack import APP_DATABASE, EmbeddedStack
+    from embedded_stack.stack import APP_DATABASE, EmbeddedStack
 
     rng = random.Random(SEED)
     stack = EmbeddedStack(region=REGION)

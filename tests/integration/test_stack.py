@@ -15,8 +15,8 @@ import pytest
 from pymongo.errors import OperationFailure
 
 from client.credentials import parse_secret
-from client.errors import LocalStackError
-from demo_app.stack import APP_DATABASE, EmbeddedStack, SecantusServer, free_port
+from embedded_stack.errors import LocalStackError
+from embedded_stack.stack import APP_DATABASE, EmbeddedStack, SecantusServer, free_port
 
 
 def _pid_alive(pid: int) -> bool:

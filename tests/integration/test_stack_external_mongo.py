@@ -16,9 +16,9 @@ from pymongo import MongoClient
 
 from client import RotatingMongoClient
 from client.credentials import parse_secret
-from client.errors import LocalStackError
-from demo_app.stack import APP_DATABASE, EmbeddedStack, SecantusServer
-from secretswitch.rotation import rotate_secret
+from embedded_stack.errors import LocalStackError
+from embedded_stack.stack import APP_DATABASE, EmbeddedStack, SecantusServer
+from rotation_tools.rotate import rotate_secret
 
 ROOT_PASSWORD = "root pw with :/?#[]@%+ inside"
 

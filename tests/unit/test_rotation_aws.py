@@ -17,8 +17,8 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from rotation_lambda.secretsmanager import SecretMetadata
+from rotation_tools.rotate import DEFAULT_ROTATION_DAYS, is_local_endpoint, rotate_secret, rotation_rules
 from secretswitch.rotate import register
-from secretswitch.rotation import DEFAULT_ROTATION_DAYS, is_local_endpoint, rotate_secret, rotation_rules
 
 SECRET = "mongodb-app"
 ARN = "arn:aws:secretsmanager:eu-west-2:123456789012:secret:mongodb-app-AbCdEf"

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from client.errors import ConfigurationError, RotationError, SecretFormatError
+from client.errors import ConfigurationError, SecretFormatError
+from embedded_stack.faults import RotationInterrupted, crash_after
 from rotation_lambda import core
 from rotation_lambda.core import (
     PasswordPolicy,
@@ -22,7 +23,7 @@ from rotation_lambda.core import (
     readiness,
     user_plan,
 )
-from secretswitch.rotation import RotationInterrupted, crash_after
+from rotation_lambda.errors import RotationError
 
 TOKEN = "a" * 36
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from client.errors import LocalStackError
+from embedded_stack.errors import LocalStackError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -335,7 +335,7 @@ class EmbeddedStack:
         work_dir: Path | None = None,
         mongodb_uri: str | None = None,
     ) -> None:
-        from demo_app.moto_server import MotoSecretsManagerServer
+        from embedded_stack.moto_server import MotoSecretsManagerServer
 
         self.region = region
         self.app_secret_id = app_secret_id
@@ -424,7 +424,7 @@ class EmbeddedStack:
 
     def stop(self) -> None:
         """Stop every server this stack started and remove its temporary files."""
-        from demo_app.moto_server import unregister_rotation_function
+        from embedded_stack.moto_server import unregister_rotation_function
 
         unregister_rotation_function(self.rotation_function_arn)
         errors: list[BaseException] = []
@@ -597,7 +597,7 @@ class EmbeddedStack:
         return admin["ARN"]
 
     def _register_rotation_function(self) -> None:
-        from demo_app.moto_server import register_rotation_function
+        from embedded_stack.moto_server import register_rotation_function
 
         handler = self._rotation_handler or _default_rotation_handler(self.secretsmanager_client)
         register_rotation_function(self.rotation_function_arn, handler)

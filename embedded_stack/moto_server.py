@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from client.errors import LocalStackError
+from embedded_stack.errors import LocalStackError
 
 __all__ = ["MotoSecretsManagerServer", "RotationInvoker", "register_rotation_function", "unregister_rotation_function"]
 

@@ -1,0 +1,47 @@
+"""What the demo's run shares with its live view and its timeline: one mutable state, updated by the run's threads.
+
+Its own module so that the runner, the view and the timeline all import it and
+none of them imports another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from demo_app.clock import DemoClock
+from demo_app.config import DemoConfig
+from demo_app.events import EventLog
+from demo_app.report import WriteCheck
+from demo_app.rotations import ClientView, SecretInspector
+from demo_app.workload import OpLog
+
+__all__ = ["DemoState", "SideState"]
+
+
+@dataclass
+class SideState:
+    """One workload's live numbers (the rotating client, or the plain MongoClient)."""
+
+    label: str
+    log: OpLog = field(default_factory=OpLog)
+    connections: int = 0
+    writes: WriteCheck | None = None
+
+
+@dataclass
+class DemoState:
+    """Everything the live view shows, updated by the run's threads."""
+
+    config: DemoConfig
+    clock: DemoClock
+    events: EventLog
+    client: ClientView
+    secret_id: str
+    client_side: SideState = field(default_factory=lambda: SideState("secretswitch RotatingMongoClient"))
+    naive_side: SideState | None = None
+    inspector: SecretInspector | None = None
+    metrics: Callable[[], Any] | None = None
+    phase: str = "starting"
+    end_day: float = 0.0

@@ -1,0 +1,265 @@
+"""Secrets Manager's part of a rotation, played locally (and a thin RotateSecret call on AWS).
+
+moto cannot run Lambda code without Docker. The embedded stack routes moto's
+own ``RotateSecret`` Lambda invocations to the rotation function in-process
+(see :mod:`embedded_stack.moto_server`), so a local rotation is the real flow:
+``RotateSecret`` creates the token's version staged ``AWSPENDING`` without a
+value, then invokes createSecret, setSecret, testSecret and finishSecret with
+the events AWS sends, and stops at the first failing step.
+
+This module adds what moto leaves out of AWS's documented contract:
+
+* it refuses to start a rotation while ``AWSPENDING`` sits on a version that is
+  not ``AWSCURRENT`` (a previous rotation is still in progress);
+* ``AWSPENDING`` left on the ``AWSCURRENT`` version counts as finished (AWS's
+  rule; moto would call it "in progress"), so the stray label is removed;
+* ``resume=True`` re-invokes the four steps for the pending token, as AWS
+  retries a failed rotation (on AWS: ``RotateSecret`` with that token, so the
+  deployed function runs them);
+* a rotation sends ``RotationRules`` only when a schedule is asked for (or the
+  secret has none yet): they replace the secret's whole schedule.
+
+Against real AWS (an endpoint that is not on loopback) ``RotateSecret`` returns
+at once and AWS runs the deployed function; the outcome says so.
+
+moto quirk left alone: a bare ``GetSecretValue`` (no ``VersionStage``) follows
+an internal default version that only moto's own ``RotateSecret`` moves, so
+after a *resumed* rotation it may still name the previous version until the
+next rotation. Ask for ``VersionStage="AWSCURRENT"`` (the client library does).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from client.errors import SecretsManagerError
+from rotation_lambda.core import AWSPENDING, STEPS, current_version_id, pending_version_ids
+from rotation_lambda.errors import RotationError
+from rotation_lambda.secretsmanager import SecretMetadata, SecretsManagerGateway
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from rotation_lambda.lambda_function import Handler
+
+__all__ = [
+    "DEFAULT_ROTATION_DAYS",
+    "RotationOutcome",
+    "is_local_endpoint",
+    "rotate_secret",
+    "rotation_in_progress",
+    "rotation_rules",
+]
+
+_log = logging.getLogger(__name__)
+_FAILED_STEP = re.compile(r"Rotation step (\w+) failed")
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+DEFAULT_ROTATION_DAYS = 7
+"""The schedule a secret without one gets at its first rotation."""
+
+
+@dataclass(frozen=True, slots=True)
+class RotationOutcome:
+    """How a rotation ended.
+
+    Attributes:
+        secret_id: the secret rotated.
+        token: the rotation's ``ClientRequestToken`` (its version id).
+        completed: the token's version is ``AWSCURRENT`` and nothing is pending.
+        failed_step: the step that failed, or ``None``.
+        message: one line for a person: what happened and what to do next.
+        resumed: the steps were re-invoked for an existing pending token.
+        asynchronous: AWS runs the function itself; check ``secretswitch status``.
+    """
+
+    secret_id: str
+    token: str
+    completed: bool
+    failed_step: str | None
+    message: str
+    resumed: bool = False
+    asynchronous: bool = False
+
+
+def is_local_endpoint(sm_client: SecretsManagerClient) -> bool:
+    """True when the client talks to a Secrets Manager on loopback (the embedded stack)."""
+    host = urlsplit(sm_client.meta.endpoint_url).hostname or ""
+    return host in _LOOPBACK
+
+
+def rotation_in_progress(metadata: SecretMetadata) -> str | None:
+    """The token of a rotation still in progress (AWSPENDING on a version that is not AWSCURRENT)."""
+    pending = pending_version_ids(metadata.versions)
+    return pending[0] if pending else None
+
+
+def rotate_secret(
+    sm_client: SecretsManagerClient,
+    secret_id: str,
+    *,
+    rotation_lambda_arn: str | None = None,
+    rotation_days: int | None = None,
+    resume: bool = False,
+    handler: Handler | None = None,
+    schedule_expression: str | None = None,
+) -> RotationOutcome:
+    """Start (or resume) one rotation of ``secret_id`` the way Secrets Manager does.
+
+    Args:
+        sm_client: a boto3 ``secretsmanager`` client (local or AWS).
+        secret_id: the secret's name or ARN.
+        rotation_lambda_arn: the rotation function; default: the one the
+            secret is configured with.
+        rotation_days: a new schedule (``AutomaticallyAfterDays``); default:
+            keep the secret's schedule (7 days when it has none yet).
+        resume: re-run the rotation already in progress (locally: invoke the
+            steps; on AWS: ``RotateSecret`` with its token).
+        handler: what runs the steps on a local resume; default: the
+            project's rotation function using ``sm_client``.
+        schedule_expression: a new ``rate()``/``cron()`` schedule instead of days.
+
+    Returns:
+        A :class:`RotationOutcome`; a failing step is reported there, not raised.
+
+    Raises:
+        RotationError: a rotation is already in progress (without ``resume``),
+            or no rotation function is configured.
+        SecretsManagerError: Secrets Manager refused a call (other than a step failing).
+    """
+    gateway = SecretsManagerGateway(sm_client)
+    metadata = gateway.describe(secret_id)
+    if resume:
+        return _resume(gateway, sm_client, secret_id, metadata, handler)
+    in_progress = rotation_in_progress(metadata)
+    if in_progress is not None:
+        raise RotationError(
+            f"a previous rotation of {secret_id!r} is still in progress (version {in_progress} is AWSPENDING); "
+            "finish it with `secretswitch rotate --resume` or inspect it with `secretswitch doctor`"
+        )
+    _drop_pending_label_on_current(gateway, secret_id, metadata)
+    function_arn = rotation_lambda_arn or metadata.rotation_lambda_arn
+    if not function_arn:
+        raise RotationError(
+            f"secret {secret_id!r} has no rotation function; pass its ARN (--lambda-arn) the first time"
+        )
+    rules = rotation_rules(metadata, rotation_days, schedule_expression)
+    token = str(uuid.uuid4())
+    local = is_local_endpoint(sm_client)
+    _log.info("rotation starting: secret_id=%s token=%s local=%s", secret_id, token, local)
+    try:
+        gateway.rotate(secret_id, token, rotation_lambda_arn=function_arn, rotation_rules=rules)
+    except SecretsManagerError as exc:
+        match = _FAILED_STEP.search(str(exc))
+        if match is None:
+            raise
+        return RotationOutcome(
+            secret_id,
+            token,
+            completed=False,
+            failed_step=match.group(1),
+            message=f"{match.group(1)} failed: {exc}. Fix the cause, then `secretswitch rotate --resume`.",
+        )
+    if not local:
+        return RotationOutcome(
+            secret_id,
+            token,
+            completed=False,
+            failed_step=None,
+            message="rotation started; AWS runs the function now; follow it with `secretswitch status`",
+            asynchronous=True,
+        )
+    return _outcome_after(gateway, secret_id, token, resumed=False)
+
+
+def rotation_rules(
+    metadata: SecretMetadata, rotation_days: int | None, schedule_expression: str | None
+) -> dict[str, Any] | None:
+    """The ``RotationRules`` a rotation sends, or ``None`` to keep the secret's own.
+
+    A schedule given explicitly wins. Otherwise the secret's schedule (say, a
+    SAM template's ``rate()`` with a ``Duration``) is left alone, because
+    ``RotationRules`` replaces it whole; only a secret without one gets
+    ``DEFAULT_ROTATION_DAYS``, so its first rotation also turns rotation on.
+    """
+    if schedule_expression:
+        return {"ScheduleExpression": schedule_expression}
+    if rotation_days is not None:
+        return {"AutomaticallyAfterDays": rotation_days}
+    if metadata.rotation_days is None and not metadata.schedule_expression:
+        return {"AutomaticallyAfterDays": DEFAULT_ROTATION_DAYS}
+    return None
+
+
+def _resume(
+    gateway: SecretsManagerGateway,
+    sm_client: SecretsManagerClient,
+    secret_id: str,
+    metadata: SecretMetadata,
+    handler: Handler | None,
+) -> RotationOutcome:
+    token = rotation_in_progress(metadata)
+    if token is None:
+        _drop_pending_label_on_current(gateway, secret_id, metadata)
+        current = current_version_id(metadata.versions) or "?"
+        return RotationOutcome(
+            secret_id, current, completed=True, failed_step=None,
+            message=f"nothing to resume: no rotation in progress; AWSCURRENT is version {current}",
+            resumed=True,
+        )  # fmt: skip
+    if not is_local_endpoint(sm_client):
+        # On AWS the deployed function must run the steps: RotateSecret with the
+        # pending token is idempotent and makes Secrets Manager invoke it again.
+        _log.info("rotation resuming on AWS: secret_id=%s token=%s", secret_id, token)
+        gateway.rotate(secret_id, token, rotation_lambda_arn=None, rotation_rules=None)
+        return RotationOutcome(
+            secret_id,
+            token,
+            completed=False,
+            failed_step=None,
+            message="rotation resumed; AWS runs the function now; follow it with `secretswitch status`",
+            resumed=True,
+            asynchronous=True,
+        )
+    if handler is None:
+        from rotation_lambda.lambda_function import make_handler
+
+        handler = make_handler(secretsmanager_client_factory=lambda: sm_client)
+    _log.info("rotation resuming: secret_id=%s token=%s", secret_id, token)
+    for step in STEPS:
+        try:
+            handler({"Step": step, "SecretId": secret_id, "ClientRequestToken": token}, None)
+        except Exception as exc:  # noqa: BLE001 - any failure of a step is the outcome, as on AWS
+            return RotationOutcome(
+                secret_id,
+                token,
+                completed=False,
+                failed_step=step,
+                message=f"{step} failed: {type(exc).__name__}: {exc}. Fix the cause, then resume again.",
+                resumed=True,
+            )
+    return _outcome_after(gateway, secret_id, token, resumed=True)
+
+
+def _outcome_after(gateway: SecretsManagerGateway, secret_id: str, token: str, *, resumed: bool) -> RotationOutcome:
+    after = gateway.describe(secret_id)
+    stages = after.versions.get(token, ())
+    done = "AWSCURRENT" in stages and rotation_in_progress(after) is None and AWSPENDING not in stages
+    message = (
+        f"rotated: version {token} is AWSCURRENT"
+        if done
+        else f"the steps ran but version {token} has stages {sorted(stages)}; run `secretswitch doctor`"
+    )
+    return RotationOutcome(secret_id, token, completed=done, failed_step=None, message=message, resumed=resumed)
+
+
+def _drop_pending_label_on_current(gateway: SecretsManagerGateway, secret_id: str, metadata: SecretMetadata) -> None:
+    current = current_version_id(metadata.versions)
+    if current is not None and AWSPENDING in metadata.versions[current]:
+        # AWS treats this as a finished rotation; moto would refuse the next one.
+        _log.info("removing a stray AWSPENDING from the AWSCURRENT version %s of %s", current, secret_id)
+        gateway.remove_stage(secret_id, AWSPENDING, current)
