@@ -1,20 +1,28 @@
 # Two commands for a newcomer: `make demo` and `make test`.
 # Both create .venv with what they need (once) and are safe to run again.
+# `make demo` installs only the demo's extras (local, demo); `make test`, `make lint` and
+# `make bench` add the dev tools and the packages the benchmarks compare with (dev, bench).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-STAMP   = $(VENV)/.installed
+DEMO_STAMP = $(VENV)/.installed-demo
+STAMP      = $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "secretswitch needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[local,demo,dev]'
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[local,demo]'
+	@touch $(DEMO_STAMP)
+
+$(STAMP): $(DEMO_STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[local,demo,dev,bench]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/secretswitch demo
 
 lint: $(STAMP)

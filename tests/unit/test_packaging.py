@@ -1,0 +1,67 @@
+"""`pip install secretswitch` pulls only what the client and the rotation function import."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIME_PACKAGES = ("client", "rotation_lambda")
+
+
+def _requirement_name(requirement: str) -> str:
+    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
+    assert match, requirement
+    return re.sub(r"[-_.]+", "-", match.group(0)).lower()
+
+
+def _third_party_imports(package: str) -> set[str]:
+    """Top-level modules imported anywhere in ``package`` (type-checking imports included) outside the stdlib."""
+    found: set[str] = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return {name for name in found if name not in sys.stdlib_module_names and name not in RUNTIME_PACKAGES}
+
+
+def _distribution_of(module: str) -> str:
+    distributions = importlib.metadata.packages_distributions().get(module)
+    assert distributions, f"no installed distribution provides {module!r}"
+    return _requirement_name(distributions[0])
+
+
+def _project() -> dict[str, object]:
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        project = tomllib.load(file)["project"]
+    assert isinstance(project, dict)
+    return project
+
+
+def test_runtime_dependencies_are_exactly_what_the_client_and_the_function_import() -> None:
+    project = _project()
+    declared = {_requirement_name(r) for r in project["dependencies"]}  # type: ignore[attr-defined]
+    imported = {
+        _distribution_of(module)
+        for package in RUNTIME_PACKAGES
+        for module in _third_party_imports(package)
+        # Type stubs only: imported under TYPE_CHECKING, never at run time (they live in the dev extra).
+        if not module.startswith("mypy_boto3_")
+    }
+    assert declared == imported, (
+        f"declared but not imported: {sorted(declared - imported)}; imported but not declared: "
+        f"{sorted(imported - declared)}"
+    )
+
+
+def test_the_comparison_packages_live_in_the_bench_extra() -> None:
+    extras = _project()["optional-dependencies"]
+    assert isinstance(extras, dict)
+    bench = {_requirement_name(r) for r in extras["bench"]}
+    assert bench == {"aws-secretsmanager-caching", "cachetools", "aws-lambda-powertools"}
