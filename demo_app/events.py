@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["DemoEvent", "EventLog", "format_event"]
+__all__ = ["DemoEvent", "EventLog", "describe_event", "format_event"]
 
 # Event kinds, by who produced them.
 #   demo:      started, stack_ready, manual_rotation, finished, interrupted, verified
@@ -58,39 +58,56 @@ def _short(version: object) -> str:
 
 def format_event(event: DemoEvent) -> str:
     """One plain line for ``event`` (what non-terminal output and the live view's log show)."""
+    return f"day {event.day:6.2f}  t={event.t:6.2f}s  " + describe_event(event)
+
+
+def describe_event(event: DemoEvent) -> str:
+    """What happened, without the clocks (the live view puts its own day in front)."""
     f = event.fields
-    head = f"day {event.day:6.2f}  t={event.t:6.2f}s  "
     kind = event.kind
+    if kind == "started":
+        return (
+            f"started: {f.get('user')} is AWSCURRENT (version {_short(f.get('version'))}); "
+            f"{f.get('workers')} workers, {f.get('rotations')} rotations every {f.get('rotation_days')} d, "
+            f"client refresh <= {f.get('refresh_days')} d"
+        )
     if kind == "rotation_started":
         why = " (manual, out of schedule)" if f.get("manual") else ""
-        return head + f"rotation {f.get('number')}{why}: started, {f.get('from_user')} is AWSCURRENT"
+        return f"rotation {f.get('number')}{why}: started, {f.get('from_user')} is AWSCURRENT"
     if kind == "rotation_step":
         status = "ok" if f.get("ok", True) else f"FAILED: {f.get('message')}"
-        return head + f"rotation {f.get('number')}: {f.get('step'):<13} token {_short(f.get('token'))}  {status}"
+        return f"rotation {f.get('number')}: {f.get('step'):<13} token {_short(f.get('token'))}  {status}"
     if kind == "rotation_finished":
         return (
-            head + f"rotation {f.get('number')}: done, AWSCURRENT is now {f.get('to_user')} "
+            f"rotation {f.get('number')}: done, AWSCURRENT is now {f.get('to_user')} "
             f"(version {_short(f.get('version'))}); {f.get('from_user')} keeps its password"
         )
     if kind == "rotation_failed":
-        return head + f"rotation {f.get('number')}: FAILED at {f.get('failed_step')}: {f.get('message')}"
+        return f"rotation {f.get('number')}: FAILED at {f.get('failed_step')}: {f.get('message')}"
     if kind == "client_switched":
         return (
-            head + f"client switched {f.get('from_user')} -> {f.get('to_user')} "
+            f"client switched {f.get('from_user')} -> {f.get('to_user')} "
             f"(version {_short(f.get('from_version'))} -> {_short(f.get('to_version'))})"
         )
     if kind == "client_refreshed":
-        return head + f"client refreshed the secret: {f.get('to_user')} (version {_short(f.get('to_version'))})"
+        return f"client refreshed the secret: {f.get('to_user')} (version {_short(f.get('to_version'))})"
     if kind == "client_auth_recovered":
-        return head + f"client RECOVERED from an authentication failure: now {f.get('to_user')}"
+        return f"client RECOVERED from an authentication failure: now {f.get('to_user')}"
+    if kind == "client_closed":
+        user = f.get("to_user")
+        line = "client closed"
+        if user:
+            line += f" (it was using {user}, version {_short(f.get('to_version'))})"
+        return f"{line}: {f.get('message')}" if f.get("message") else line
     if kind.startswith("client_"):
-        return head + f"client {kind[len('client_') :].replace('_', ' ')}: {f.get('message') or ''}".rstrip()
+        what = "client " + kind[len("client_") :].replace("_", " ")
+        return f"{what}: {f.get('message')}" if f.get("message") else what
     if kind == "manual_rotation":
-        return head + f"manual rotation: {f.get('message')}"
+        return f"manual rotation: {f.get('message')}"
     if kind == "naive_failure_started":
-        return head + f"plain MongoClient: operations FAIL from now on ({f.get('message')})"
-    details = ", ".join(f"{k}={v}" for k, v in f.items())
-    return head + kind.replace("_", " ") + (f": {details}" if details else "")
+        return f"plain MongoClient: operations FAIL from now on ({f.get('message')})"
+    details = ", ".join(f"{k}={v}" for k, v in f.items() if v is not None)
+    return kind.replace("_", " ") + (f": {details}" if details else "")
 
 
 class EventLog:

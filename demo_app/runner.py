@@ -314,6 +314,7 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
     scheduler: RotationScheduler | None = None
     initial_user: str | None = None
     summary: dict[str, Any] = {}
+    view = contextlib.ExitStack()
     try:
         # Day 0 starts now: the stack's start-up is not part of the timeline. (Before the client
         # exists: its clock must never jump.)
@@ -382,17 +383,20 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
         scheduler.start()
         state.phase = "running"
         naive_watch = _NaiveWatch(state) if state.naive_side is not None else None
-        with _live_view(state, live, out):
-            while not scheduler.done.wait(0.1):
-                state.end_day = scheduler.max_days
-                inspector_refresh(state)
-                if naive_watch is not None:
-                    naive_watch.poll()
+        # Left open until the verdict is in: the last frame shows it, not "running".
+        view.enter_context(_live_view(state, live, out))
+        while not scheduler.done.wait(0.1):
+            state.end_day = scheduler.max_days
+            inspector_refresh(state)
             if naive_watch is not None:
                 naive_watch.poll()
-        state.phase = "checking"
+        if naive_watch is not None:
+            naive_watch.poll()
+        state.phase = "checking writes"
     except KeyboardInterrupt:
         interrupted = True
+        state.phase = "interrupted"
+        view.close()  # the last frame says so; what follows is printed below it
         say("interrupted: stopping the workload and the rotations, writing what was collected ...")
     finally:
         try:
@@ -409,6 +413,9 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
         except KeyboardInterrupt:
             interrupted = True
         finally:
+            state.phase = "interrupted" if interrupted else ("passed" if summary.get("passed") else "failed")
+            state.verdict = _verdict_line(summary) if summary and not interrupted else None
+            view.close()
             events.close()
             if rc is not None:
                 with contextlib.suppress(Exception):
@@ -750,7 +757,10 @@ def _print_summary(summary: dict[str, Any], out_dir: Path, say: Callable[[str], 
             f"writes lost {naive['writes_lost']}"
         )
     say(f"  files: {out_dir / 'events.jsonl'}, {out_dir / 'summary.json'}, {out_dir / 'timeline.png'}")
+    say(_verdict_line(summary))
+
+
+def _verdict_line(summary: dict[str, Any]) -> str:
     if summary["passed"]:
-        say("PASSED: 0 failed operations, 0 lost writes, every rotation followed by the client")
-    else:
-        say("FAILED: " + "; ".join(summary["reasons"]))
+        return "PASSED: 0 failed operations, 0 lost writes, every rotation followed by the client"
+    return "FAILED: " + "; ".join(summary["reasons"])

@@ -43,5 +43,6 @@ class DemoState:
     naive_side: SideState | None = None
     inspector: SecretInspector | None = None
     metrics: Callable[[], Any] | None = None
-    phase: str = "starting"
+    phase: str = "starting"  # starting, running, checking writes, then passed / failed / interrupted
     end_day: float = 0.0
+    verdict: str | None = None  # the closing line, once the run is judged
