@@ -3,6 +3,7 @@
 # `make demo` installs only the demo's extras (local, demo); `make test`, `make lint` and
 # `make bench` add the dev tools and the packages the benchmarks compare with (dev, bench).
 PYTHON ?= python3
+DEMO_ARGS ?=  # e.g. make demo DEMO_ARGS="--rotations 1" (see secretswitch demo --help)
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO_STAMP = $(VENV)/.installed-demo
@@ -23,7 +24,7 @@ $(STAMP): $(DEMO_STAMP)
 	@touch $(STAMP)
 
 demo: $(DEMO_STAMP)
-	$(BIN)/secretswitch demo
+	$(BIN)/secretswitch demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
