@@ -42,8 +42,14 @@ def register(subparsers: Any) -> None:
         help="set the schedule to every N days (default: keep the secret's schedule; 7 days if it has none)",
     )
     schedule.add_argument("--schedule", help="set a rate()/cron() ScheduleExpression instead of --days")
-    rotate.add_argument(
+    stuck = rotate.add_mutually_exclusive_group()
+    stuck.add_argument(
         "--resume", action="store_true", help="re-run the four steps of the rotation in progress (safe to repeat)"
+    )
+    stuck.add_argument(
+        "--cancel",
+        action="store_true",
+        help="drop the stuck AWSPENDING version if it never reached the database (refused otherwise)",
     )
     rotate.set_defaults(handler=run_rotate)
 
@@ -70,8 +76,12 @@ def _client() -> SecretsManagerClient:
 
 
 def run_rotate(args: argparse.Namespace) -> int:
-    from rotation_tools.rotate import rotate_secret
+    from rotation_tools.rotate import cancel_rotation, rotate_secret
 
+    if args.cancel:
+        cancelled = cancel_rotation(_client(), args.secret_id)
+        print(f"{cancelled.secret_id}: token {cancelled.token}: {cancelled.message}")
+        return 0
     outcome = rotate_secret(
         _client(),
         args.secret_id,
