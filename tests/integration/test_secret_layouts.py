@@ -237,7 +237,7 @@ def stack_on_27017() -> Iterator[EmbeddedStack]:
     if not _port_free(27017):
         pytest.skip("port 27017 is taken on this machine; the article's format implies it")
     try:
-        with EmbeddedStack(region="eu-west-3", mongo_port=27017) as running:
+        with EmbeddedStack(region="ap-northeast-3", mongo_port=27017) as running:
             yield running
     except LocalStackError as exc:
         if "already in use" in str(exc):
