@@ -65,7 +65,12 @@ def register(subparsers: Any) -> None:
         help="find a stuck rotation, credentials that fail and role drift; --fix repairs what is safe",
     )
     doctor.add_argument("secret_id", metavar="SECRET_ID")
-    doctor.add_argument("--fix", action="store_true", help="resume stuck rotations, realign roles and passwords")
+    doctor.add_argument(
+        "--fix",
+        action="store_true",
+        help="resume (or cancel) a stuck rotation, revoke a partner's extra roles, move AWSCURRENT back to a "
+        "working AWSPREVIOUS; never writes a password or grants a role",
+    )
     doctor.set_defaults(handler=run_doctor)
 
 

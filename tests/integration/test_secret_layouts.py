@@ -31,6 +31,7 @@ from client import RefreshPolicy, RotatingMongoClient
 from client.credentials import parse_secret
 from embedded_stack.errors import LocalStackError
 from embedded_stack.stack import APP_DATABASE, EmbeddedStack
+from rotation_lambda.core import AWS_DEFAULT_EXCLUDE_CHARACTERS
 from rotation_tools.rotate import rotate_secret
 from tests.conftest import FakeClock
 from tests.helpers import settle
@@ -189,6 +190,8 @@ def _rotate_under_load(stack: EmbeddedStack, layout: Layout) -> dict[str, int]:
             assert not any("AWSPENDING" in stages for stages in versions.values()), (rotation, versions)
             current = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
             previous = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSPREVIOUS")
+            # AWS's default alphabet: nothing that breaks a connection string (mongosh) or a shell.
+            assert not set(json.loads(current["SecretString"])["password"]) & set(AWS_DEFAULT_EXCLUDE_CHARACTERS)
             assert _reads_app_database(stack, current["SecretString"]), (layout.name, rotation, "AWSCURRENT")
             assert _reads_app_database(stack, previous["SecretString"]), (layout.name, rotation, "AWSPREVIOUS")
             # The client's next refresh is due: it switches to the new user (no wall-clock wait).
@@ -281,6 +284,14 @@ def test_a_secret_left_by_awss_own_function_rotates_with_ours(stack: EmbeddedSta
     assert not any("AWSPENDING" in stages for stages in versions.values()), versions
     for stage in ("AWSCURRENT", "AWSPREVIOUS"):
         assert _reads_app_database(stack, sm.get_secret_value(SecretId=secret_id, VersionStage=stage)["SecretString"])
+
+
+def test_the_stacks_first_passwords_follow_awss_alphabet(stack: EmbeddedStack) -> None:
+    passwords = [stack.info.admin_password, *stack.info.app_passwords.values()]
+    assert all(len(password) >= 32 for password in passwords)
+    assert not set("".join(passwords)) & set(AWS_DEFAULT_EXCLUDE_CHARACTERS)
+    # Still symbols in them: the client must cope with any character a rotation may produce.
+    assert any(not ch.isalnum() for ch in "".join(passwords))
 
 
 def test_zz_matrix_results(capsys: pytest.CaptureFixture[str]) -> None:
