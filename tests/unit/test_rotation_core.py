@@ -320,5 +320,10 @@ def test_crash_after_runs_the_steps_up_to_the_crash_then_raises() -> None:
 
 
 def test_all_names_in_dunder_all_exist() -> None:
-    for name in core.__all__:
-        assert hasattr(core, name), name
+    import rotation_tools
+    from rotation_lambda import guards
+    from rotation_tools import rotate
+
+    for module in (core, guards, rotate, rotation_tools):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
