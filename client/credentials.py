@@ -8,11 +8,18 @@ Pure code: no boto3, no pymongo. Three secret formats are understood:
      "username": "app", "password": "...", "dbname": "mydb", "ssl": true,
      "replicaSet": "rs0", "authSource": "admin", "masterarn": "arn:..."}
 
-  As in the AWS templates, the authentication database is ``dbname`` unless
-  ``authSource`` says otherwise (and ``admin`` when neither is present);
+  As in the AWS templates, the login (authentication) database is ``dbname``
+  unless ``authSource`` says otherwise, and ``admin`` when neither is present.
+  ``dbname`` is also the application's database unless the application names
+  one (``RotatingMongoClient(..., database="mydb")``): with AWS's format and the
+  users in ``admin``, ``dbname`` is ``admin`` and the data lives elsewhere.
+  ``ssl`` (or ``tls``) is read as AWS reads it: a boolean or ``"true"`` /
+  ``"false"`` in any case; anything else is refused. A missing ``ssl`` means no
+  TLS, and there is never a plaintext fallback (AWS's templates try TLS, then
+  plaintext); with ``uri`` the connection string decides;
 
 * the seed article's format: ``username``, ``password``, ``ipaddress``,
-  ``masterarn``, on port 27017;
+  ``masterarn``, on port 27017 (or ``port`` when given);
 
 * an explicit connection string without credentials (``uri``) plus
   ``username`` and ``password``: ``{"uri": "mongodb://h1,h2/?replicaSet=rs0",
@@ -64,8 +71,10 @@ class MongoCredentials:
         password: its password (hidden from ``repr``).
         hosts: ``host:port`` seeds; empty when ``uri`` is used.
         uri: a connection string without credentials, or ``None``.
-        auth_source: the database the user is defined in.
-        database: the application's database (``dbname``), or ``None``.
+        auth_source: the login database: the one the user is defined in
+            (``authSource``, else ``dbname``, else ``admin``).
+        database: ``dbname`` as written, or ``None``; the application's
+            database unless the application names another.
         tls: whether to connect with TLS.
         replica_set: the replica set name, or ``None``.
         tls_options: extra TLS settings as ``(name, value)`` pairs.
@@ -258,17 +267,26 @@ def _with_port(host: str, port: int, secret_id: str) -> str:
     return f"{host}:{port}"
 
 
+_TLS_VALUES = 'true or false (a JSON boolean, or the string "true" or "false" in any case, as AWS reads it)'
+
+
 def _tls_flag(document: Mapping[str, Any], secret_id: str) -> bool:
+    """``tls`` / ``ssl`` as AWS's templates read ``ssl``; missing means no TLS (and never a fallback)."""
+    flags: dict[str, bool] = {}
     for name in ("tls", "ssl"):
-        if name not in document or document[name] is None:
+        if document.get(name) is None:
             continue
         value = document[name]
         if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-            return value.strip().lower() == "true"
-        raise SecretFormatError("must be true or false", secret_id=secret_id, field=name)
-    return False
+            flags[name] = value
+        elif isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+            flags[name] = value.strip().lower() == "true"
+        else:
+            kind = "another string" if isinstance(value, str) else f"a {type(value).__name__}"
+            raise SecretFormatError(f"must be {_TLS_VALUES}, not {kind}", secret_id=secret_id, field=name)
+    if len(set(flags.values())) > 1:
+        raise SecretFormatError("'tls' and 'ssl' disagree; keep one of them", secret_id=secret_id, field="ssl")
+    return next(iter(flags.values()), False)
 
 
 def _tls_options(document: Mapping[str, Any], secret_id: str) -> tuple[tuple[str, Any], ...]:

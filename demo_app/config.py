@@ -52,6 +52,8 @@ class DemoConfig:
             check of every acknowledged write (external mode; ``MONGODB_URI``).
         mongodb_uri: a real MongoDB to use instead of SecantusDB (embedded mode; ``MONGODB_URI``).
         seed: seed of the workload's random choices (reproducible runs).
+        layout: the embedded stack's secret layout (``stack`` or ``aws``: AWS's format, ``dbname: admin``).
+        database: the application's database (external mode); ``None`` means the secret's ``dbname``.
     """
 
     rotations: int = 4
@@ -72,6 +74,8 @@ class DemoConfig:
     verify_uri: str | None = field(default=None, repr=False)
     mongodb_uri: str | None = field(default=None, repr=False)
     seed: int | None = None
+    layout: str = "stack"
+    database: str | None = None
 
     @property
     def demo_seconds_per_real_second(self) -> float:
@@ -149,6 +153,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     external.add_argument(
         "--mongodb-uri", default=None, help=f"a real MongoDB instead of SecantusDB (env {MONGODB_URI_ENV})"
     )
+    external.add_argument(
+        "--database",
+        default=None,
+        help="the application's database when it is not the secret's dbname (e.g. AWS's format with dbname admin)",
+    )
+    external.add_argument(
+        "--aws-layout",
+        action="store_true",
+        help="the embedded stack writes AWS's secret layout (users in admin, dbname admin) instead of "
+        "dbname mydb + authSource admin",
+    )
 
 
 def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> DemoConfig:
@@ -190,6 +205,12 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
     if mongodb_uri is not None and not mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
         raise ConfigurationError("MONGODB_URI / --mongodb-uri must be a mongodb:// or mongodb+srv:// connection string")
     verify_uri = mongodb_uri if external else None
+    database = getattr(args, "database", None)
+    if database is not None and (not database.strip() or any(ch in database for ch in '/\\. "$')):
+        raise ConfigurationError(f"--database {database!r} is not a MongoDB database name")
+    aws_layout = bool(getattr(args, "aws_layout", False))
+    if aws_layout and external:
+        raise ConfigurationError("--aws-layout shapes the embedded stack's secret; it does not apply to --secret-id")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigurationError(f"--out {args.out} exists and is not a folder; give a folder (it is created if new)")
     return DemoConfig(
@@ -210,6 +231,8 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
         verify_uri=verify_uri,
         mongodb_uri=None if external else mongodb_uri,
         seed=args.seed,
+        layout="aws" if aws_layout else "stack",
+        database=database,
     )
 
 

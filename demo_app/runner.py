@@ -95,6 +95,10 @@ class Infrastructure:
     recorder: StepRecorder | None
     description: str
     stack: EmbeddedStack | None = None
+    database: str | None = None  # the application's database; None: the secret's dbname
+
+    def app_database(self, credentials: MongoCredentials) -> str:
+        return self.database or credentials.database or "mydb"
 
     def close(self) -> None:
         if self.stack is not None:
@@ -109,7 +113,10 @@ def _embedded(config: DemoConfig, events: EventLog) -> Infrastructure:
 
     recorder = StepRecorder(events)
     stack = EmbeddedStack(
-        region=config.region or "us-east-1", rotation_handler=recorder, mongodb_uri=config.mongodb_uri
+        region=config.region or "us-east-1",
+        rotation_handler=recorder,
+        mongodb_uri=config.mongodb_uri,
+        layout=config.layout,
     )
     stack.start()
     try:
@@ -144,6 +151,7 @@ def _embedded(config: DemoConfig, events: EventLog) -> Infrastructure:
                 )
             ),
             stack=stack,
+            database=APP_DATABASE,  # the stack's application database, whatever the secret's dbname
         )
     except BaseException:
         stack.stop()
@@ -222,7 +230,8 @@ def _external(config: DemoConfig) -> Infrastructure:
         if verify_uri:
             reader: MongoClient[dict[str, Any]] = MongoClient(verify_uri, serverSelectionTimeoutMS=5000)
             try:
-                reader[credentials.database or "mydb"][COLLECTION].find_one({}, projection={"_id": 1})
+                app_database = config.database or credentials.database or "mydb"
+                reader[app_database][COLLECTION].find_one({}, projection={"_id": 1})
                 return reader
             except PyMongoError as exc:
                 # e.g. `secretswitch local`'s admin URI: userAdminAnyDatabase cannot read the app's database.
@@ -240,6 +249,7 @@ def _external(config: DemoConfig) -> Infrastructure:
         verifier=verifier,
         recorder=None,
         description=f"Secrets Manager: {where}; MongoDB at {credentials.endpoint} (from the secret)",
+        database=config.database,
     )
 
 
@@ -341,7 +351,7 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
             manual_rotation=config.manual_rotation,
             naive=config.naive,
         )
-        database = rc.credentials.database or "mydb"
+        database = infra.app_database(rc.credentials)
         # Reads look writes up by key: without an index they scan a growing collection and slow down.
         rc.run(lambda db: db[COLLECTION].create_index([("run", 1), ("side", 1), ("worker", 1), ("seq", 1)]))
         # Side by side, each workload gets half the rate: the same load on the machine as without --naive.
@@ -519,6 +529,7 @@ def _start_clients(
     rc = RotatingMongoClient(
         infra.secret_id,
         secretsmanager_client=infra.secretsmanager(),
+        database=infra.database,
         # Backoff is in clock (demo) seconds too: scale it so a Secrets Manager outage
         # is retried every 0.5-5 real seconds, not every few microseconds.
         policy=RefreshPolicy(
@@ -595,7 +606,7 @@ def _finish(
     if run_ids and rc is not None:
         try:
             with infra.verifier() as verifier:
-                collection = verifier[rc.credentials.database or "mydb"][COLLECTION]
+                collection = verifier[infra.app_database(rc.credentials)][COLLECTION]
                 for side, name in sides:
                     found = [
                         (int(doc["worker"]), int(doc["seq"]))

@@ -12,7 +12,13 @@ exception). Then the two secrets are written:
 
 * ``mongodb-admin``: the admin user (``userAdminAnyDatabase`` on ``admin``);
 * ``mongodb-app``: the active application user in the AWS rotation-template
-  format, with ``masterarn`` pointing at ``mongodb-admin``.
+  format, with ``masterarn`` pointing at ``mongodb-admin``. Its layout is
+  ``dbname: mydb`` + ``authSource: admin`` by default (``layout="stack"``), or
+  AWS's own for users defined in ``admin`` (``layout="aws"``: ``dbname: admin``,
+  no ``authSource``; the application then names ``mydb`` itself).
+
+Every password the stack makes up follows AWS's default alphabet (no
+``/@"'\\``), as the rotation function's do.
 
 Every process the stack starts is stopped by PID on exit (Ctrl-C and failing
 tests included) and its temporary directory removed.
@@ -33,6 +39,7 @@ import secrets
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import tempfile
@@ -44,6 +51,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from embedded_stack.errors import LocalStackError
+from rotation_lambda.core import AWS_DEFAULT_EXCLUDE_CHARACTERS
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -53,6 +61,7 @@ __all__ = [
     "APP_DATABASE",
     "APP_USERS",
     "DUMMY_AWS_ENV",
+    "SECRET_LAYOUTS",
     "EmbeddedStack",
     "SecantusServer",
     "StackInfo",
@@ -67,6 +76,9 @@ ADMIN_USER = "admin"
 ACCOUNT_ID = "123456789012"  # moto's default account
 DUMMY_AWS_ENV: Mapping[str, str] = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 ROTATION_FUNCTION_NAME = "secretswitch-mongodb-rotation"
+SECRET_LAYOUTS = ("stack", "aws")
+"""How ``mongodb-app`` names its databases: ``stack`` (``dbname: mydb``, ``authSource: admin``) or
+``aws`` (AWS's format with the users in ``admin``: ``dbname: admin``)."""
 
 # moto keeps one state per process, keyed by region: two live stacks must not share one.
 _live_regions: set[str] = set()
@@ -320,6 +332,8 @@ class EmbeddedStack:
             on exit) by default.
         mongodb_uri: use this MongoDB (credentials of a user administrator in
             the URI) instead of starting SecantusDB.
+        layout: how the application secret names its databases (see
+            :data:`SECRET_LAYOUTS`).
     """
 
     def __init__(
@@ -334,9 +348,13 @@ class EmbeddedStack:
         rotation_handler: Callable[[dict[str, Any]], object] | None = None,
         work_dir: Path | None = None,
         mongodb_uri: str | None = None,
+        layout: str = "stack",
     ) -> None:
         from embedded_stack.moto_server import MotoSecretsManagerServer
 
+        if layout not in SECRET_LAYOUTS:
+            raise LocalStackError(f"layout must be one of {', '.join(SECRET_LAYOUTS)}, not {layout!r}")
+        self.layout = layout
         self.region = region
         self.app_secret_id = app_secret_id
         self.admin_secret_id = admin_secret_id
@@ -580,6 +598,8 @@ class EmbeddedStack:
             SecretString=json.dumps({**common, **admin_fields}),
         )
         active = APP_USERS[0]
+        # "aws": AWS's meaning, dbname is the login database; the application names mydb itself.
+        databases = {"dbname": "admin"} if self.layout == "aws" else {"dbname": APP_DATABASE, "authSource": "admin"}
         client.create_secret(
             Name=self.app_secret_id,
             Description="MongoDB application user, rotated with alternating users",
@@ -588,8 +608,7 @@ class EmbeddedStack:
                     **common,
                     "username": active,
                     "password": app_passwords[active],
-                    "dbname": APP_DATABASE,
-                    "authSource": "admin",
+                    **databases,
                     "masterarn": admin["ARN"],
                 }
             ),
@@ -613,6 +632,18 @@ def _default_rotation_handler(
     return lambda event: handler(event, None)
 
 
-def _new_password() -> str:
-    # Mixed symbols on purpose: the client must cope with any character.
-    return secrets.token_urlsafe(18) + "@:/%+"
+_PUNCTUATION = "".join(ch for ch in string.punctuation if ch not in AWS_DEFAULT_EXCLUDE_CHARACTERS)
+
+
+def _new_password(length: int = 32) -> str:
+    """A password from AWS's default alphabet, with each type in it (as ``GetRandomPassword`` makes them).
+
+    Symbols on purpose (``:%+#?`` among them): the client must cope with any
+    character a rotation may produce, but none that AWS excludes.
+    """
+    groups = (string.ascii_lowercase, string.ascii_uppercase, string.digits, _PUNCTUATION)
+    alphabet = "".join(groups)
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(length))
+        if all(any(ch in group for ch in password) for group in groups):
+            return password

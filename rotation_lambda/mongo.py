@@ -19,6 +19,7 @@ from client.credentials import MongoCredentials
 from client.errors import AuthenticationError, DatabaseError
 from client.mongo import build_mongo_client
 from client.policy import is_auth_failure_code
+from rotation_lambda.core import read_database
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
@@ -103,11 +104,40 @@ class MongoGateway:
             return False
         return True
 
-    def read_check(self, credentials: MongoCredentials) -> None:
-        """Log in and run a read against the user's database (``dbname``, else its auth database)."""
-        database = credentials.database or credentials.auth_source
+    def read_check(self, credentials: MongoCredentials) -> str:
+        """Log in, ask the server who we are and with which roles, and list a database those roles cover.
+
+        The login database is not assumed readable (AWS's format with users
+        in ``admin`` has ``dbname: admin``): ``connectionStatus`` (allowed to
+        every user) names the authenticated user and its roles, and
+        :func:`~rotation_lambda.core.read_database` picks the database.
+
+        Returns:
+            The database that was read.
+
+        Raises:
+            AuthenticationError: the password is refused.
+            DatabaseError: another user is authenticated, the user has no role,
+                or the read fails.
+        """
         with self._session(credentials) as client:
-            client[database].list_collection_names()
+            status = client[credentials.auth_source].command("connectionStatus")
+            auth_info = status.get("authInfo") or {}
+            users = {(u.get("user"), u.get("db")) for u in auth_info.get("authenticatedUsers") or []}
+            if (credentials.username, credentials.auth_source) not in users:
+                raise DatabaseError(
+                    f"MongoDB did not authenticate user {credentials.username!r} in database "
+                    f"{credentials.auth_source!r} on {credentials.endpoint}"
+                )
+            database = read_database(auth_info.get("authenticatedUserRoles") or [], credentials.database)
+            if database is None:
+                raise DatabaseError(
+                    f"user {credentials.username!r} has no roles on {credentials.endpoint}; "
+                    "give it the roles the application needs"
+                )
+            # authorizedCollections: any privilege on the database is enough to list what it may see.
+            client[database].list_collection_names(authorizedCollections=True, nameOnly=True)
+        return database
 
     def user_roles(self, master: MongoCredentials, username: str, auth_source: str) -> list[dict[str, Any]] | None:
         """The roles of ``username`` (defined in ``auth_source``), read as master; ``None`` when no such user."""
@@ -130,9 +160,15 @@ class MongoGateway:
                 "createUser", user.username, pwd=user.password, roles=[dict(role) for role in roles]
             )
 
-    def set_roles(
+    def revoke_roles(
         self, master: MongoCredentials, username: str, auth_source: str, roles: Sequence[Mapping[str, Any]]
     ) -> None:
-        """As master, replace ``username``'s roles (``updateUser`` with ``roles``)."""
+        """As master, take ``roles`` away from ``username`` (``revokeRolesFromUser``).
+
+        There is deliberately no way to grant a role here: repairs only ever
+        narrow what a user may do (see docs/SECURITY.md).
+        """
         with self._session(master) as client:
-            client[auth_source].command("updateUser", username, roles=[dict(role) for role in roles])
+            client[auth_source].command(
+                "revokeRolesFromUser", username, roles=[{"role": r["role"], "db": r["db"]} for r in roles]
+            )

@@ -3,6 +3,9 @@
 Data flows one way: event → checks (pure, :mod:`rotation_lambda.core`) →
 Secrets Manager (:mod:`rotation_lambda.secretsmanager`) → MongoDB
 (:mod:`rotation_lambda.mongo`). A step whose checks fail changes nothing.
+Who may be changed is decided in one place, :mod:`rotation_lambda.guards`,
+which ``doctor --fix`` uses too; setSecret, testSecret and finishSecret all
+re-check the pending version against AWSCURRENT there.
 Every step logs one structured line: secret id, step, outcome, users and
 versions — never a password or a URI with credentials.
 """
@@ -16,26 +19,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from client.credentials import MongoCredentials, parse_secret, parse_secret_dict
-from client.errors import AuthenticationError, DatabaseError, SecretFormatError, SecretNotFoundError
+from client.credentials import MongoCredentials, parse_secret_dict
+from client.errors import DatabaseError, SecretFormatError, SecretNotFoundError
 from rotation_lambda.core import (
     AWSCURRENT,
     AWSPENDING,
     PasswordPolicy,
     Readiness,
     RotationEvent,
-    Strategy,
-    UserPlan,
     backoff_delays,
     build_pending_secret,
-    connection_differences,
+    change_refusal,
     current_version_id,
     normalize_roles,
     partner_user,
     readiness,
-    user_plan,
 )
 from rotation_lambda.errors import RotationError
+from rotation_lambda.guards import Guard, master_arn_of
 from rotation_lambda.mongo import MongoGateway
 from rotation_lambda.secretsmanager import SecretsManagerGateway
 
@@ -81,6 +82,7 @@ class Rotator:
         self.sleep = sleep
         self.test_attempts = test_attempts
         self.first_retry_delay = first_retry_delay
+        self.guard = Guard(secrets, mongo, environ)
 
     def run(self, event: RotationEvent) -> StepResult:
         """Check the versions, then run the event's step.
@@ -111,16 +113,17 @@ class Rotator:
 
     def create_secret(self, event: RotationEvent) -> StepResult:
         """Store the partner user with a new password as AWSPENDING under the token (once)."""
-        current_string = self.secrets.secret_string(event.secret_id, stage=AWSCURRENT)
-        current_document = _decode(current_string, event.secret_id)
-        current = parse_secret_dict(current_document, secret_id=event.secret_id)
+        current_document, current = self._current(event)
         try:
             pending = self._pending(event)
         except SecretNotFoundError:
             pending = None
         if pending is not None:
-            return self._done(event, "pending-exists", current_user=current.username, pending_user=pending.username)
-        plan = user_plan(current_document, self.environ, secret_id=event.secret_id)
+            return self._done(event, "pending-exists", current_user=current.username, pending_user=pending[1].username)
+        # Refused here, before a version is written, rather than at setSecret: a secret without a
+        # master (a master secret itself, rotated by mistake) must leave nothing to clean up.
+        master_arn_of(current_document, event.secret_id)
+        plan = self.guard.plan(event.secret_id, current_document, current)
         next_user = partner_user(current.username, plan)
         policy = PasswordPolicy.from_environ(self.environ)
         password = self.secrets.random_password(policy)
@@ -134,53 +137,36 @@ class Rotator:
 
     def set_secret(self, event: RotationEvent) -> StepResult:
         """Give the pending user the pending password in MongoDB, as master (once)."""
-        current_document = _decode(self.secrets.secret_string(event.secret_id, stage=AWSCURRENT), event.secret_id)
-        current = parse_secret_dict(current_document, secret_id=event.secret_id)
-        pending = self._pending(event)
-        plan = user_plan(current_document, self.environ, secret_id=event.secret_id)
-        self._check_pending_target(event, current, pending, plan)
+        current_document, current = self._current(event)
+        pending_document, pending = self._pending(event)
+        self._check_pending(event, current_document, current, pending_document, pending)
         users = {"current_user": current.username, "pending_user": pending.username}
         if self.mongo.can_login(pending):
             return self._done(event, "already-set", **users)
-        if plan.strategy is Strategy.ALTERNATING:
-            # Confused-deputy guard: only rotate for someone who holds working credentials.
-            try:
-                self.mongo.check_login(current)
-            except AuthenticationError as exc:
-                raise RotationError(
-                    f"setSecret refused: the AWSCURRENT credentials of {event.secret_id!r} "
-                    f"(user {current.username!r}) do not log in, so the rotation will not change "
-                    f"{pending.username!r}; fix the current secret first (see `secretswitch doctor`)"
-                ) from exc
-        master = self._master(event, current_document, current)
-        roles = self.mongo.user_roles(master, pending.username, pending.auth_source)
+        # Every strategy: AWSCURRENT logs in, the partner is neither the master nor richer in roles.
+        authority = self.guard.authorize(event.step, event.secret_id, current_document, current, pending.username)
         try:
-            if roles is None:
-                source_roles = self.mongo.user_roles(master, current.username, current.auth_source)
-                if source_roles is None:
-                    raise RotationError(
-                        f"setSecret: neither {pending.username!r} nor {current.username!r} exists in "
-                        f"{current.auth_source!r}; create the application user first"
-                    )
-                self.mongo.create_user(master, pending, source_roles)
+            if authority.target_roles is None:
+                self.mongo.create_user(authority.master, pending, authority.current_roles)
                 outcome = "created-user"
             else:
-                self.mongo.set_password(master, pending)
+                self.mongo.set_password(authority.master, pending)
                 outcome = "password-set"
         except DatabaseError as exc:
             raise RotationError(f"setSecret could not change user {pending.username!r}: {exc}") from exc
-        return self._done(event, outcome, master_user=master.username, **users)
+        return self._done(event, outcome, master_user=authority.master.username, **users)
 
     def test_secret(self, event: RotationEvent) -> StepResult:
-        """Verify the pending credentials (login, read, roles); retry a few times for propagation lag."""
-        current_document = _decode(self.secrets.secret_string(event.secret_id, stage=AWSCURRENT), event.secret_id)
-        current = parse_secret_dict(current_document, secret_id=event.secret_id)
-        pending = self._pending(event)
+        """Verify the pending credentials (guards, login, read, roles); retry a few times for propagation lag."""
+        current_document, current = self._current(event)
+        pending_document, pending = self._pending(event)
+        self._check_pending(event, current_document, current, pending_document, pending)
         delays = backoff_delays(self.test_attempts, self.first_retry_delay)
         last_error: DatabaseError | None = None
+        database = None
         for attempt in range(self.test_attempts):
             try:
-                self._verify(event, current_document, current, pending)
+                database = self._verify(event, current_document, current, pending)
                 break
             except DatabaseError as exc:
                 # A first failure may be propagation lag (replica sets, Atlas): try again.
@@ -197,17 +183,19 @@ class Rotator:
                 f"testSecret: the pending credentials (user {pending.username!r}, version {event.token}) "
                 f"failed {self.test_attempts} times; the rotation stops before finishSecret: {last_error}"
             ) from last_error
-        return self._done(event, "tested", current_user=current.username, pending_user=pending.username)
+        return self._done(
+            event, "tested", current_user=current.username, pending_user=pending.username, read_database=database
+        )
 
     def finish_secret(self, event: RotationEvent) -> StepResult:
         """Verify the pending credentials as testSecret does, then move AWSCURRENT to the token's version."""
         metadata = self.secrets.describe(event.secret_id)
         old_current = current_version_id(metadata.versions)
-        current_document = _decode(self.secrets.secret_string(event.secret_id, stage=AWSCURRENT), event.secret_id)
-        current = parse_secret_dict(current_document, secret_id=event.secret_id)
-        pending = self._pending(event)
-        # Never finish an untested version, even when invoked out of order or
-        # after a failed testSecret: the same checks, once, without retries.
+        current_document, current = self._current(event)
+        pending_document, pending = self._pending(event)
+        # Never finish an untested or tampered version, even when invoked out of order or
+        # after a failed testSecret: the same guards and checks, once, without retries.
+        self._check_pending(event, current_document, current, pending_document, pending)
         try:
             self._verify(event, current_document, current, pending)
         except DatabaseError as exc:
@@ -229,74 +217,65 @@ class Rotator:
         current_document: Mapping[str, Any],
         current: MongoCredentials,
         pending: MongoCredentials,
-    ) -> None:
-        """Log in as the pending user, read its database, and compare its roles with its partner's.
+    ) -> str:
+        """Log in as the pending user, read a database its roles cover, and compare its roles with its partner's.
+
+        Returns:
+            The database that was read.
 
         Raises:
             DatabaseError: the login or the read failed (may be propagation lag).
             RotationError: the roles drifted, or the master secret cannot be used.
         """
-        self.mongo.read_check(pending)
+        database = self.mongo.read_check(pending)
         if pending.username == current.username:
-            return  # single-user strategy: no partner to compare with
-        master = self._master(event, current_document, current)
+            return database  # single-user strategy: no partner to compare with
+        master = self.guard.master(event.secret_id, current_document, current)
         pending_roles = self.mongo.user_roles(master, pending.username, pending.auth_source)
         partner_roles = self.mongo.user_roles(master, current.username, current.auth_source)
-        if normalize_roles(pending_roles or []) != normalize_roles(partner_roles or []):
+        refusal = change_refusal(
+            current=(current.username, current.auth_source),
+            partner=(pending.username, pending.auth_source),
+            master=(master.username, master.auth_source),
+            current_roles=partner_roles,
+            partner_roles=pending_roles,
+        )
+        if refusal is not None or normalize_roles(pending_roles or []) != normalize_roles(partner_roles or []):
             raise RotationError(
                 f"{event.step}: role drift between {pending.username!r} {_roles(pending_roles)} and "
-                f"{current.username!r} {_roles(partner_roles)}; align them (`secretswitch doctor --fix`) "
+                f"{current.username!r} {_roles(partner_roles)}; give {pending.username!r} exactly the roles of "
+                f"{current.username!r} (`secretswitch doctor --fix` revokes extra roles; it never grants any) "
                 "and resume the rotation"
             )
+        return database
 
     # -- helpers -------------------------------------------------------------
 
-    def _pending(self, event: RotationEvent) -> MongoCredentials:
-        string = self.secrets.secret_string(event.secret_id, stage=AWSPENDING, version_id=event.token)
-        return parse_secret(string, secret_id=event.secret_id, version_id=event.token)
-
-    def _check_pending_target(
-        self, event: RotationEvent, current: MongoCredentials, pending: MongoCredentials, plan: UserPlan
+    def _check_pending(
+        self,
+        event: RotationEvent,
+        current_document: Mapping[str, Any],
+        current: MongoCredentials,
+        pending_document: Mapping[str, Any],
+        pending: MongoCredentials,
     ) -> None:
-        expected = partner_user(current.username, plan)
-        if pending.username != expected:
-            raise RotationError(
-                f"setSecret refused: the pending user {pending.username!r} is not the partner of the current "
-                f"user {current.username!r} (expected {expected!r}); nothing was changed"
-            )
-        differences = connection_differences(pending, current)
-        if differences:
-            # Names only: a TLS option may be a key-file password.
-            raise RotationError(
-                f"setSecret refused: the pending secret differs from the current one in {', '.join(differences)} "
-                f"(pending endpoint {pending.endpoint!r}, current {current.endpoint!r}); nothing was changed"
-            )
+        self.guard.check_pending(
+            event.step,
+            event.secret_id,
+            current_document=current_document,
+            current=current,
+            pending_document=pending_document,
+            pending=pending,
+        )
 
-    def _master(
-        self, event: RotationEvent, current_document: Mapping[str, Any], current: MongoCredentials
-    ) -> MongoCredentials:
-        master_arn = current_document.get("masterarn")
-        if not isinstance(master_arn, str) or not master_arn.strip():
-            raise SecretFormatError(
-                "is missing; it must name the master secret used to change passwords",
-                secret_id=event.secret_id,
-                field="masterarn",
-            )
-        master = parse_secret(self.secrets.secret_string(master_arn, stage=AWSCURRENT), secret_id=master_arn)
-        differences = connection_differences(master, current, compare_auth_source=False)
-        if differences:
-            raise RotationError(
-                f"the master secret {master_arn!r} differs from the application secret in {', '.join(differences)} "
-                f"(master endpoint {master.endpoint!r}, application {current.endpoint!r}); refusing to log in as master"
-            )
-        try:
-            self.mongo.check_login(master)
-        except AuthenticationError as exc:
-            raise RotationError(
-                f"cannot log in with the master secret {master_arn!r} (user {master.username!r}); "
-                "fix its password; the application's credentials were not changed"
-            ) from exc
-        return master
+    def _current(self, event: RotationEvent) -> tuple[dict[str, Any], MongoCredentials]:
+        document = _decode(self.secrets.secret_string(event.secret_id, stage=AWSCURRENT), event.secret_id)
+        return document, parse_secret_dict(document, secret_id=event.secret_id)
+
+    def _pending(self, event: RotationEvent) -> tuple[dict[str, Any], MongoCredentials]:
+        string = self.secrets.secret_string(event.secret_id, stage=AWSPENDING, version_id=event.token)
+        document = _decode(string, event.secret_id)
+        return document, parse_secret_dict(document, secret_id=event.secret_id, version_id=event.token)
 
     def _done(self, event: RotationEvent, outcome: str, **fields: Any) -> StepResult:
         _log.info("%s", _line(event, outcome, **fields))

@@ -12,6 +12,7 @@ from rotation_tools.doctor import Finding, diagnose
 from rotation_tools.rotate import (
     DEFAULT_ROTATION_DAYS,
     RotationOutcome,
+    cancel_rotation,
     is_local_endpoint,
     rotate_secret,
     rotation_in_progress,
@@ -25,6 +26,7 @@ __all__ = [
     "RotationOutcome",
     "SecretStatus",
     "VersionStatus",
+    "cancel_rotation",
     "diagnose",
     "is_local_endpoint",
     "rotate_secret",

@@ -1,4 +1,21 @@
-"""``secretswitch doctor``: find a stuck rotation, credentials that fail and role drift; repair what is safe."""
+"""``secretswitch doctor``: find a stuck rotation, credentials that fail and role drift; repair what is safe.
+
+Repairs hold the master password, so they go through the rotation function's
+own guards (:class:`rotation_lambda.guards.Guard`), never around them: the
+master acts only for the current user's partner, only after AWSCURRENT logs in
+with its own password, and only to take roles away. doctor never writes a
+password and never grants a role (docs/SECURITY.md):
+
+* a stuck rotation is resumed (every step re-checks everything); if it cannot
+  finish and its pending version never reached MongoDB, that version is
+  dropped (:func:`rotation_tools.rotate.cancel_rotation`);
+* a partner holding roles the current user lacks loses them; roles it lacks
+  are reported, for a person to grant;
+* AWSCURRENT credentials that MongoDB refuses are not written into MongoDB
+  (that is how a tampered secret would take over a user): AWSCURRENT moves back
+  to AWSPREVIOUS when that version is the partner's and logs in; the next
+  rotation then gives the other user a fresh password.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +25,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from client.credentials import MongoCredentials, parse_secret
+from client.credentials import MongoCredentials, parse_secret_dict
 from client.errors import SecretSwitchError
-from rotation_lambda.core import AWSPENDING, connection_differences, normalize_roles, partner_user, user_plan
+from rotation_lambda.core import AWSCURRENT, AWSPENDING, normalize_roles
 from rotation_lambda.errors import RotationError
-from rotation_lambda.mongo import MongoGateway, default_mongo_client_factory
-from rotation_lambda.secretsmanager import SecretsManagerGateway
-from rotation_tools.rotate import rotate_secret, rotation_in_progress
+from rotation_lambda.guards import Guard
+from rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
+from rotation_lambda.secretsmanager import SecretMetadata, SecretsManagerGateway
+from rotation_tools.rotate import cancel_rotation, rotate_secret, rotation_in_progress
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -22,6 +40,9 @@ if TYPE_CHECKING:
     from rotation_lambda.lambda_function import Handler
 
 __all__ = ["Finding", "diagnose"]
+
+AWSPREVIOUS = "AWSPREVIOUS"
+_FIX = "doctor --fix"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,181 +54,232 @@ class Finding:
     fixed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """One readable version of the secret: its id, document and credentials."""
+
+    version_id: str | None
+    stage: str
+    document: dict[str, Any]
+    credentials: MongoCredentials
+
+
+class _Doctor:
+    def __init__(
+        self,
+        sm_client: SecretsManagerClient,
+        secret_id: str,
+        *,
+        fix: bool,
+        handler: Handler | None,
+        mongo_client_factory: MongoClientFactory | None,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.sm_client = sm_client
+        self.secret_id = secret_id
+        self.fix = fix
+        self.handler = handler
+        self.mongo_client_factory = mongo_client_factory
+        self.gateway = SecretsManagerGateway(sm_client)
+        self.mongo = MongoGateway(mongo_client_factory or default_mongo_client_factory)
+        self.guard = Guard(self.gateway, self.mongo, environ)
+
+    def read(self, metadata: SecretMetadata, stage: str, version_id: str | None = None) -> _Version | None:
+        if version_id is None:
+            version_id = next((v for v, stages in metadata.versions.items() if stage in stages), None)
+            if version_id is None:
+                return None
+        try:
+            document = json.loads(self.gateway.secret_string(self.secret_id, stage=stage, version_id=version_id))
+            if not isinstance(document, dict):
+                return None
+            credentials = parse_secret_dict(document, secret_id=self.secret_id, version_id=version_id)
+        except (SecretSwitchError, ValueError):
+            return None
+        return _Version(version_id, stage, document, credentials)
+
+    def logs_in(self, version: _Version | None) -> bool:
+        if version is None:
+            return False
+        try:
+            return self.mongo.can_login(version.credentials)
+        except SecretSwitchError:
+            return False
+
+    def partner_refusal(self, current: _Version, other: _Version) -> str | None:
+        """Why ``other`` is not createSecret's copy of ``current`` for the partner (``None``: it is)."""
+        try:
+            self.guard.check_pending(
+                _FIX,
+                self.secret_id,
+                current_document=current.document,
+                current=current.credentials,
+                pending_document=other.document,
+                pending=other.credentials,
+            )
+        except SecretSwitchError as exc:
+            return str(exc)
+        return None
+
+    def role_drift(self, master: MongoCredentials, current: _Version, passive: _Version) -> Finding | None:
+        active_user, passive_user = current.credentials.username, passive.credentials.username
+        database = current.credentials.auth_source
+        try:
+            active_roles = self.mongo.user_roles(master, active_user, database)
+            passive_roles = self.mongo.user_roles(master, passive_user, database)
+        except SecretSwitchError as exc:
+            return Finding("roles-unreadable", f"cannot read the users' roles: {exc}")
+        if passive_roles is None or active_roles is None:
+            return None  # a missing partner is created by setSecret with the current user's roles
+        extra = sorted(set(normalize_roles(passive_roles)) - set(normalize_roles(active_roles)))
+        missing = sorted(set(normalize_roles(active_roles)) - set(normalize_roles(passive_roles)))
+        if not extra and not missing:
+            return None
+        message = (
+            f"roles differ: {active_user!r} {normalize_roles(active_roles)} vs "
+            f"{passive_user!r} {normalize_roles(passive_roles)}"
+        )
+        fixed = False
+        if self.fix and extra:
+            try:
+                authority = self.guard.authorize(
+                    _FIX, self.secret_id, current.document, current.credentials, passive_user, allow_extra_roles=True
+                )
+                self.mongo.revoke_roles(
+                    authority.master, passive_user, database, [{"db": db, "role": role} for db, role in extra]
+                )
+                message += f"; revoked {_listed(extra)} from {passive_user!r}"
+                fixed = not missing
+            except SecretSwitchError as exc:
+                message += f"; not repaired: {exc}"
+        if missing:
+            message += (
+                f"; {passive_user!r} lacks {_listed(missing)}: grant them by hand if they belong to the "
+                "application (doctor never grants roles)"
+            )
+        return Finding("role-drift", message, fixed)
+
+    def stuck(self, token: str, pending: _Version | None, current: _Version) -> list[Finding]:
+        findings: list[Finding] = []
+        differs = pending is not None and pending.credentials.username != current.credentials.username
+        if differs and not self.logs_in(current) and not self.logs_in(pending):
+            findings.append(
+                Finding(
+                    "both-users-fail",
+                    f"neither AWSCURRENT ({current.credentials.username!r}) nor AWSPENDING logs in",
+                )
+            )
+        message = f"a rotation is stuck: version {token} is AWSPENDING but not AWSCURRENT"
+        fixed = False
+        if self.fix:
+            outcome = rotate_secret(self.sm_client, self.secret_id, resume=True, handler=self.handler)
+            fixed = outcome.completed or outcome.asynchronous
+            message += f"; resume: {outcome.message}"
+            if not fixed:
+                try:
+                    cancelled = cancel_rotation(
+                        self.sm_client, self.secret_id, mongo_client_factory=self.mongo_client_factory
+                    )
+                    fixed = True
+                    message += f"; {cancelled.message}"
+                except SecretSwitchError as exc:
+                    message += f"; not cancelled either: {exc}"
+        findings.append(Finding("stuck-rotation", message, fixed))
+        return findings
+
+    def roll_back(self, metadata: SecretMetadata, current: _Version) -> str:
+        """Move AWSCURRENT back to AWSPREVIOUS when that is the partner's and logs in.
+
+        Raises:
+            RotationError: it may not.
+        """
+        previous = self.read(metadata, AWSPREVIOUS)
+        if previous is None:
+            raise RotationError("there is no readable AWSPREVIOUS version to go back to")
+        refusal = self.partner_refusal(current, previous)
+        if refusal is not None:
+            raise RotationError(f"AWSPREVIOUS may not become AWSCURRENT: {refusal}")
+        if not self.logs_in(previous):
+            raise RotationError(f"AWSPREVIOUS ({previous.credentials.username!r}) does not log in either")
+        self.gateway.move_current(self.secret_id, str(previous.version_id), current.version_id)
+        return (
+            f"moved AWSCURRENT back to version {previous.version_id} (user {previous.credentials.username!r}, "
+            f"which logs in); the next rotation gives {current.credentials.username!r} a new password"
+        )
+
+
 def diagnose(
     sm_client: SecretsManagerClient,
     secret_id: str,
     *,
     fix: bool = False,
     handler: Handler | None = None,
-    mongo_client_factory: Any = None,
+    mongo_client_factory: MongoClientFactory | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[Finding]:
     """Find a stuck rotation, credentials that do not log in and role drift; repair what is safe.
 
-    Repairs (``fix=True``): a stuck rotation is resumed (every step is safe
-    to re-run); a pending version with no usable value is abandoned (its
-    AWSPENDING label removed); AWSCURRENT credentials refused by MongoDB are
-    written back into MongoDB as master; the passive user gets the active
-    user's roles. The last two act as master without the rotation function's
-    guards, so they run only when the passive user is the current user's
-    partner (the rotation function's rule) and the master secret reaches
-    MongoDB exactly as AWSCURRENT does; otherwise the finding says why not.
+    See the module docstring for what ``fix=True`` repairs and what it never does.
 
     Args:
         environ: where ``ROTATION_STRATEGY`` / ``ROTATION_USERS`` are read
-            when the secret names no user pair (default ``os.environ``).
+            (default ``os.environ``), as the rotation function reads its own.
 
     Returns:
         The findings; an empty list means healthy.
     """
-    gateway = SecretsManagerGateway(sm_client)
-    mongo = MongoGateway(mongo_client_factory or default_mongo_client_factory)
-    env = os.environ if environ is None else environ
-    findings: list[Finding] = []
-
-    def credentials(stage: str, version_id: str | None = None) -> MongoCredentials | None:
-        try:
-            return parse_secret(
-                gateway.secret_string(secret_id, stage=stage, version_id=version_id), secret_id=secret_id
-            )
-        except SecretSwitchError:
-            return None
-
-    def logs_in(creds: MongoCredentials | None) -> bool:
-        if creds is None:
-            return False
-        try:
-            return mongo.can_login(creds)
-        except SecretSwitchError:
-            return False
-
-    metadata = gateway.describe(secret_id)
+    doctor = _Doctor(
+        sm_client,
+        secret_id,
+        fix=fix,
+        handler=handler,
+        mongo_client_factory=mongo_client_factory,
+        environ=os.environ if environ is None else environ,
+    )
+    metadata = doctor.gateway.describe(secret_id)
     pending_token = rotation_in_progress(metadata)
-    current = credentials("AWSCURRENT")
+    current = doctor.read(metadata, AWSCURRENT)
     if current is None:
         return [Finding("current-unreadable", f"AWSCURRENT of {secret_id!r} cannot be read or parsed")]
-    pending = credentials(AWSPENDING, pending_token) if pending_token is not None else None
-    document: dict[str, Any] = {}
+    findings: list[Finding] = []
     master: MongoCredentials | None = None
     try:
-        document = json.loads(gateway.secret_string(secret_id, stage="AWSCURRENT"))
-        master_arn = document.get("masterarn")
-        if isinstance(master_arn, str):
-            master = parse_secret(gateway.secret_string(master_arn, stage="AWSCURRENT"), secret_id=master_arn)
-            # Checked before logging in as master, as setSecret does.
-            refusal = _master_refusal(master, current)
-            if refusal is not None:
-                raise RotationError(refusal)
-            mongo.check_login(master)
-    except (SecretSwitchError, ValueError, AttributeError) as exc:
+        master = doctor.guard.master(secret_id, current.document, current.credentials)
+    except SecretSwitchError as exc:
         findings.append(Finding("master-unusable", f"the master secret cannot be used: {exc}"))
-        master = None
 
     # Role drift first: a resumed rotation's testSecret refuses a drifted pair.
-    passive_stage = AWSPENDING if pending is not None else "AWSPREVIOUS"
-    passive = pending if pending is not None else credentials("AWSPREVIOUS")
-    if passive is not None and passive.username != current.username:
-        refusal = _partner_refusal(document, env, current, passive, secret_id)
+    pending = doctor.read(metadata, AWSPENDING, pending_token) if pending_token is not None else None
+    passive = pending if pending is not None else doctor.read(metadata, AWSPREVIOUS)
+    if passive is not None and passive.credentials.username != current.credentials.username:
+        refusal = doctor.partner_refusal(current, passive)
         if refusal is not None:
             findings.append(
-                Finding("unexpected-user", f"{passive_stage} names {refusal}; doctor will not change that user")
+                Finding("unexpected-user", f"{passive.stage} is refused ({refusal}); doctor will not change that user")
             )
-            passive = None
-    if master is not None and passive is not None and passive.username != current.username:
-        try:
-            active_roles = mongo.user_roles(master, current.username, current.auth_source)
-            passive_roles = mongo.user_roles(master, passive.username, passive.auth_source)
-        except SecretSwitchError as exc:
-            findings.append(Finding("roles-unreadable", f"cannot read the users' roles: {exc}"))
-        else:
-            if passive_roles is not None and normalize_roles(active_roles or []) != normalize_roles(passive_roles):
-                fixed = False
-                if fix and active_roles is not None:
-                    try:
-                        mongo.set_roles(master, passive.username, passive.auth_source, active_roles)
-                        fixed = True
-                    except SecretSwitchError:
-                        fixed = False
-                findings.append(
-                    Finding(
-                        "role-drift",
-                        f"roles differ: {current.username!r} {normalize_roles(active_roles or [])} vs "
-                        f"{passive.username!r} {normalize_roles(passive_roles)}",
-                        fixed,
-                    )
-                )
+        elif master is not None:
+            drift = doctor.role_drift(master, current, passive)
+            if drift is not None:
+                findings.append(drift)
 
-    current_ok = logs_in(current)
     if pending_token is not None:
-        if pending is not None and pending.username != current.username and not current_ok and not logs_in(pending):
-            findings.append(
-                Finding(
-                    "both-users-fail",
-                    f"neither AWSCURRENT ({current.username!r}) nor AWSPENDING ({pending.username!r}) logs in",
-                )
-            )
-        message = f"a rotation is stuck: version {pending_token} is AWSPENDING but not AWSCURRENT"
+        findings.extend(doctor.stuck(pending_token, pending, current))
+        metadata = doctor.gateway.describe(secret_id)
+        current = doctor.read(metadata, AWSCURRENT) or current
+    if not doctor.logs_in(current):
+        message = f"AWSCURRENT ({current.credentials.username!r}) does not log in to MongoDB"
         fixed = False
         if fix:
-            outcome = rotate_secret(sm_client, secret_id, resume=True, handler=handler)
-            fixed = outcome.completed
-            if not fixed and outcome.failed_step == "createSecret" and pending is None:
-                gateway.remove_stage(secret_id, AWSPENDING, pending_token)
-                fixed = True
-                message += "; its version had no usable value and was abandoned"
-            else:
-                message += f"; resume: {outcome.message}"
-        findings.append(Finding("stuck-rotation", message, fixed))
-        current = credentials("AWSCURRENT") or current
-        current_ok = logs_in(current)
-    if not current_ok:
-        fixed = False
-        message = f"AWSCURRENT ({current.username!r}) does not log in to MongoDB"
-        # A resumed rotation may have moved AWSCURRENT: check the guards again for what is current now.
-        refusal = None if master is None else _master_refusal(master, current)
-        if refusal is None and master is not None:
-            refusal = _partner_refusal(document, env, current, None, secret_id)
-        if refusal is not None:
-            message += f"; doctor will not reset its password: {refusal}"
-        elif fix and master is not None:
             try:
-                mongo.set_password(master, current)
-                fixed = logs_in(current)
-            except SecretSwitchError:
-                fixed = False
+                message += "; " + doctor.roll_back(metadata, current)
+                fixed = True
+            except SecretSwitchError as exc:
+                message += f"; not repaired: {exc}"
+        else:
+            message += "; --fix moves AWSCURRENT back to AWSPREVIOUS if that logs in (doctor never writes a password)"
         findings.append(Finding("current-fails", message, fixed))
     return findings
 
 
-def _master_refusal(master: MongoCredentials, current: MongoCredentials) -> str | None:
-    """Why the master secret may not act for ``current`` (``None``: it may), as setSecret decides."""
-    differences = connection_differences(master, current, compare_auth_source=False)
-    if differences:
-        return (
-            f"the master secret differs from AWSCURRENT in {', '.join(differences)} "
-            f"(master endpoint {master.endpoint!r}, AWSCURRENT {current.endpoint!r})"
-        )
-    if (master.username, master.auth_source) == (current.username, current.auth_source):
-        return f"AWSCURRENT names the master user {master.username!r}"
-    return None
-
-
-def _partner_refusal(
-    document: Mapping[str, Any],
-    environ: Mapping[str, str],
-    current: MongoCredentials,
-    passive: MongoCredentials | None,
-    secret_id: str,
-) -> str | None:
-    """Why ``passive`` is not the partner of ``current`` under the rotation function's rules (``None``: it is).
-
-    With ``passive=None`` only checks that ``current`` is one of the rotating users.
-    """
-    try:
-        plan = user_plan(document, environ, secret_id=secret_id)
-        expected = partner_user(current.username, plan)
-    except SecretSwitchError as exc:
-        return f"no partner can be derived for {current.username!r}: {exc}"
-    if passive is not None and passive.username != expected:
-        return f"user {passive.username!r}, not the partner of {current.username!r} (expected {expected!r})"
-    return None
+def _listed(pairs: list[tuple[str, str]]) -> str:
+    return "[" + ", ".join(f"{role}@{db}" for db, role in pairs) + "]"

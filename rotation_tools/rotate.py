@@ -17,7 +17,13 @@ This module adds what moto leaves out of AWS's documented contract:
   retries a failed rotation (on AWS: ``RotateSecret`` with that token, so the
   deployed function runs them);
 * a rotation sends ``RotationRules`` only when a schedule is asked for (or the
-  secret has none yet): they replace the secret's whole schedule.
+  secret has none yet): they replace the secret's whole schedule;
+* before anything changes it refuses a secret without ``masterarn`` (both
+  strategies change passwords as the master user; a master secret itself has
+  none) and a secret that another secret rotated by the same function names as
+  its ``masterarn`` (rotating the master towards ``admin_clone`` is an easy slip);
+* :func:`cancel_rotation` drops a stuck ``AWSPENDING`` version that never
+  reached the database (no value, or a password MongoDB does not take).
 
 Against real AWS (an endpoint that is not on loopback) ``RotateSecret`` returns
 at once and AWS runs the deployed function; the outcome says so.
@@ -30,6 +36,7 @@ next rotation. Ask for ``VersionStage="AWSCURRENT"`` (the client library does).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -37,9 +44,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from client.errors import SecretsManagerError
-from rotation_lambda.core import AWSPENDING, STEPS, current_version_id, pending_version_ids
+from client.credentials import parse_secret
+from client.errors import DatabaseError, SecretFormatError, SecretNotFoundError, SecretsManagerError
+from rotation_lambda.core import AWSCURRENT, AWSPENDING, STEPS, current_version_id, pending_version_ids
 from rotation_lambda.errors import RotationError
+from rotation_lambda.guards import master_arn_of
+from rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
 from rotation_lambda.secretsmanager import SecretMetadata, SecretsManagerGateway
 
 if TYPE_CHECKING:
@@ -50,7 +60,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ROTATION_DAYS",
     "RotationOutcome",
+    "cancel_rotation",
     "is_local_endpoint",
+    "refuse_unrotatable",
     "rotate_secret",
     "rotation_in_progress",
     "rotation_rules",
@@ -75,6 +87,7 @@ class RotationOutcome:
         message: one line for a person: what happened and what to do next.
         resumed: the steps were re-invoked for an existing pending token.
         asynchronous: AWS runs the function itself; check ``secretswitch status``.
+        cancelled: the pending version was dropped (:func:`cancel_rotation`).
     """
 
     secret_id: str
@@ -84,6 +97,7 @@ class RotationOutcome:
     message: str
     resumed: bool = False
     asynchronous: bool = False
+    cancelled: bool = False
 
 
 def is_local_endpoint(sm_client: SecretsManagerClient) -> bool:
@@ -128,7 +142,9 @@ def rotate_secret(
 
     Raises:
         RotationError: a rotation is already in progress (without ``resume``),
-            or no rotation function is configured.
+            no rotation function is configured, or the secret is another
+            secret's master; nothing was changed.
+        SecretFormatError: the secret has no ``masterarn``; nothing was changed.
         SecretsManagerError: Secrets Manager refused a call (other than a step failing).
     """
     gateway = SecretsManagerGateway(sm_client)
@@ -141,12 +157,13 @@ def rotate_secret(
             f"a previous rotation of {secret_id!r} is still in progress (version {in_progress} is AWSPENDING); "
             "finish it with `secretswitch rotate --resume` or inspect it with `secretswitch doctor`"
         )
-    _drop_pending_label_on_current(gateway, secret_id, metadata)
     function_arn = rotation_lambda_arn or metadata.rotation_lambda_arn
     if not function_arn:
         raise RotationError(
             f"secret {secret_id!r} has no rotation function; pass its ARN (--lambda-arn) the first time"
         )
+    refuse_unrotatable(sm_client, secret_id, metadata, function_arn)
+    _drop_pending_label_on_current(gateway, secret_id, metadata)
     rules = rotation_rules(metadata, rotation_days, schedule_expression)
     token = str(uuid.uuid4())
     local = is_local_endpoint(sm_client)
@@ -263,3 +280,141 @@ def _drop_pending_label_on_current(gateway: SecretsManagerGateway, secret_id: st
         # AWS treats this as a finished rotation; moto would refuse the next one.
         _log.info("removing a stray AWSPENDING from the AWSCURRENT version %s of %s", current, secret_id)
         gateway.remove_stage(secret_id, AWSPENDING, current)
+
+
+def refuse_unrotatable(
+    sm_client: SecretsManagerClient, secret_id: str, metadata: SecretMetadata, function_arn: str
+) -> None:
+    """Refuse, before anything changes, a secret this rotation function must not rotate.
+
+    * No ``masterarn``: both strategies change passwords as the master user,
+      and a master secret itself has none (``rotate mongodb-admin`` would
+      otherwise half-rotate the master towards ``admin_clone``).
+    * A ``masterarn`` naming the secret itself.
+    * A secret that another secret rotated by the same function names as its
+      ``masterarn``: it is that secret's master.
+
+    A secret whose value this caller may not read is let through: the
+    function's createSecret refuses a missing ``masterarn`` on its own.
+
+    Raises:
+        SecretFormatError: no ``masterarn``.
+        RotationError: the secret is a master secret.
+    """
+    gateway = SecretsManagerGateway(sm_client)
+    try:
+        document = json.loads(gateway.secret_string(secret_id, stage=AWSCURRENT))
+    except (SecretsManagerError, ValueError) as exc:
+        _log.warning("cannot read %s to check it before rotating (%s); the function checks it", secret_id, exc)
+        return
+    if not isinstance(document, dict):
+        return
+    own_names = {metadata.arn, metadata.name, secret_id}
+    master_arn = master_arn_of(document, secret_id)
+    if master_arn in own_names:
+        raise RotationError(f"secret {secret_id!r} names itself as its masterarn; nothing was changed")
+    dependant = _secret_using_as_master(sm_client, gateway, own_names, function_arn)
+    if dependant is not None:
+        raise RotationError(
+            f"secret {secret_id!r} is the master secret of {dependant!r}; rotate {dependant!r} instead "
+            "(the master's password is changed by hand, never by this function); nothing was changed"
+        )
+
+
+def _secret_using_as_master(
+    sm_client: SecretsManagerClient, gateway: SecretsManagerGateway, own_names: set[str], function_arn: str
+) -> str | None:
+    """The name of a secret rotated by ``function_arn`` whose ``masterarn`` is one of ``own_names``."""
+    paginator = sm_client.get_paginator("list_secrets")
+    try:
+        for page in paginator.paginate():
+            for entry in page.get("SecretList", []):
+                if entry.get("ARN") in own_names or entry.get("RotationLambdaARN") != function_arn:
+                    continue
+                try:
+                    other = json.loads(gateway.secret_string(entry["ARN"], stage=AWSCURRENT))
+                except (SecretsManagerError, ValueError):
+                    continue  # not ours to read: its own rotation checks it
+                if isinstance(other, dict) and other.get("masterarn") in own_names:
+                    return str(entry.get("Name") or entry["ARN"])
+    except Exception as exc:  # noqa: BLE001 - botocore's errors (no ListSecrets permission): a best-effort check
+        _log.warning("cannot list secrets to check for a master secret (%s)", type(exc).__name__)
+    return None
+
+
+def cancel_rotation(
+    sm_client: SecretsManagerClient,
+    secret_id: str,
+    *,
+    mongo_client_factory: MongoClientFactory | None = None,
+) -> RotationOutcome:
+    """Drop a stuck ``AWSPENDING`` version that never reached the database.
+
+    A pending version never reached MongoDB when it has no value (createSecret
+    never ran or failed), a value that cannot be parsed, or credentials that
+    MongoDB refuses (setSecret never changed the password). Anything else is
+    refused: its password is already in the database, so finish it with
+    ``rotate --resume``. Only the ``AWSPENDING`` label is removed; AWSCURRENT
+    and the users are not touched.
+
+    Returns:
+        A :class:`RotationOutcome` with ``cancelled=True``, or ``completed=True``
+        when nothing was in progress.
+
+    Raises:
+        RotationError: the pending password is in the database, or MongoDB
+            cannot be reached to tell; nothing was changed.
+    """
+    gateway = SecretsManagerGateway(sm_client)
+    metadata = gateway.describe(secret_id)
+    token = rotation_in_progress(metadata)
+    if token is None:
+        _drop_pending_label_on_current(gateway, secret_id, metadata)
+        current = current_version_id(metadata.versions) or "?"
+        return RotationOutcome(
+            secret_id, current, completed=True, failed_step=None,
+            message=f"nothing to cancel: no rotation in progress; AWSCURRENT is version {current}",
+        )  # fmt: skip
+    reason = _never_reached_database(gateway, secret_id, token, mongo_client_factory)
+    gateway.remove_stage(secret_id, AWSPENDING, token)
+    _log.info("rotation cancelled: secret_id=%s token=%s reason=%s", secret_id, token, reason)
+    return RotationOutcome(
+        secret_id,
+        token,
+        completed=False,
+        failed_step=None,
+        message=f"cancelled: version {token} is no longer AWSPENDING ({reason}); AWSCURRENT is unchanged",
+        cancelled=True,
+    )
+
+
+def _never_reached_database(
+    gateway: SecretsManagerGateway, secret_id: str, token: str, mongo_client_factory: MongoClientFactory | None
+) -> str:
+    """Why the pending version never reached MongoDB.
+
+    Raises:
+        RotationError: it did, or that cannot be told.
+    """
+    try:
+        string = gateway.secret_string(secret_id, stage=AWSPENDING, version_id=token)
+    except SecretNotFoundError:
+        return "it had no value: createSecret never stored one"
+    try:
+        pending = parse_secret(string, secret_id=secret_id, version_id=token)
+    except SecretFormatError:
+        return "its value is not a usable secret, so setSecret never used it"
+    mongo = MongoGateway(mongo_client_factory or default_mongo_client_factory)
+    try:
+        reached = mongo.can_login(pending)
+    except DatabaseError as exc:
+        raise RotationError(
+            f"cannot tell whether version {token} of {secret_id!r} reached MongoDB ({exc}); run this where "
+            "MongoDB is reachable, or finish the rotation with `secretswitch rotate --resume`; nothing was changed"
+        ) from exc
+    if reached:
+        raise RotationError(
+            f"version {token} of {secret_id!r} already reached MongoDB (user {pending.username!r} logs in with "
+            f"it); finish the rotation with `secretswitch rotate {secret_id} --resume`; nothing was changed"
+        )
+    return f"MongoDB refuses its password for user {pending.username!r}: setSecret never set it"

@@ -29,6 +29,12 @@ def register(subparsers: Any) -> None:
         default=os.environ.get("MONGODB_URI"),
         help="use this MongoDB (a user administrator's URI) instead of starting SecantusDB (default: $MONGODB_URI)",
     )
+    parser.add_argument(
+        "--aws-layout",
+        action="store_true",
+        help="write mongodb-app in AWS's layout (users in admin, dbname admin) "
+        "instead of dbname mydb + authSource admin",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -42,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         mongo_port=args.mongo_port,
         secretsmanager_port=args.sm_port,
         mongodb_uri=args.mongodb_uri or None,
+        layout="aws" if getattr(args, "aws_layout", False) else "stack",
     )
     try:
         info = stack.start()

@@ -42,8 +42,14 @@ def register(subparsers: Any) -> None:
         help="set the schedule to every N days (default: keep the secret's schedule; 7 days if it has none)",
     )
     schedule.add_argument("--schedule", help="set a rate()/cron() ScheduleExpression instead of --days")
-    rotate.add_argument(
+    stuck = rotate.add_mutually_exclusive_group()
+    stuck.add_argument(
         "--resume", action="store_true", help="re-run the four steps of the rotation in progress (safe to repeat)"
+    )
+    stuck.add_argument(
+        "--cancel",
+        action="store_true",
+        help="drop the stuck AWSPENDING version if it never reached the database (refused otherwise)",
     )
     rotate.set_defaults(handler=run_rotate)
 
@@ -59,7 +65,12 @@ def register(subparsers: Any) -> None:
         help="find a stuck rotation, credentials that fail and role drift; --fix repairs what is safe",
     )
     doctor.add_argument("secret_id", metavar="SECRET_ID")
-    doctor.add_argument("--fix", action="store_true", help="resume stuck rotations, realign roles and passwords")
+    doctor.add_argument(
+        "--fix",
+        action="store_true",
+        help="resume (or cancel) a stuck rotation, revoke a partner's extra roles, move AWSCURRENT back to a "
+        "working AWSPREVIOUS; never writes a password or grants a role",
+    )
     doctor.set_defaults(handler=run_doctor)
 
 
@@ -70,8 +81,12 @@ def _client() -> SecretsManagerClient:
 
 
 def run_rotate(args: argparse.Namespace) -> int:
-    from rotation_tools.rotate import rotate_secret
+    from rotation_tools.rotate import cancel_rotation, rotate_secret
 
+    if args.cancel:
+        cancelled = cancel_rotation(_client(), args.secret_id)
+        print(f"{cancelled.secret_id}: token {cancelled.token}: {cancelled.message}")
+        return 0
     outcome = rotate_secret(
         _client(),
         args.secret_id,

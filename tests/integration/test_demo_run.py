@@ -98,6 +98,17 @@ def test_manual_rotation_recovers_through_the_auth_failure_path(tmp_path: Path) 
     assert "manual rotation:" in result.stdout
 
 
+def test_the_demo_passes_on_a_stack_with_awss_layout(tmp_path: Path) -> None:
+    """AWS's format with the users in admin (dbname admin): the application names mydb itself."""
+    result, out = _run_demo(tmp_path, "--aws-layout")
+    summary = _summary(out)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert summary["ops_failed"] == 0
+    assert summary["writes_lost"] == 0
+    assert summary["writes_acknowledged"] > 0
+    assert summary["switches"] == summary["rotations"] == 2
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -24,7 +24,7 @@ from rotation_lambda.core import STEPS
 from rotation_lambda.errors import RotationError
 from rotation_lambda.lambda_function import make_handler
 from rotation_tools.doctor import diagnose
-from rotation_tools.rotate import rotate_secret
+from rotation_tools.rotate import cancel_rotation, rotate_secret
 from rotation_tools.status import secret_status
 
 REGION = "ca-central-1"
@@ -284,10 +284,11 @@ def test_a_pending_secret_naming_another_user_is_refused_before_any_login(rstack
         assert admin.admin.command("ping")["ok"] == 1  # the admin's password is untouched
     finally:
         admin.close()
-    # doctor --fix cannot resume a hijacked version; the operator removes it by hand.
-    sm.update_secret_version_stage(
-        SecretId=rstack.info.app_secret_id, VersionStage="AWSPENDING", RemoveFromVersionId=outcome.token
-    )
+    # The hijacked version never reached the database: `rotate --cancel` drops it.
+    cancelled = cancel_rotation(sm, rstack.info.app_secret_id)
+    TEXTS.append(cancelled.message)
+    assert cancelled.cancelled
+    assert "MongoDB refuses its password" in cancelled.message
     _assert_healthy(rstack)
 
 
@@ -453,30 +454,38 @@ def test_doctor_fix_leaves_alone_a_previous_version_naming_a_user_that_is_not_th
     _assert_healthy(rstack)
 
 
-def test_doctor_fix_resets_no_password_with_a_master_secret_pointing_elsewhere(rstack: EmbeddedStack) -> None:
+def test_doctor_fix_writes_no_password_it_moves_awscurrent_back_to_a_previous_that_logs_in(
+    rstack: EmbeddedStack,
+) -> None:
     sm = rstack.secretsmanager_client()
     secret_id, admin_id = rstack.info.app_secret_id, rstack.info.admin_secret_id
     good_master = sm.get_secret_value(SecretId=admin_id)["SecretString"]
     master = json.loads(good_master)
-    # The same server under another name: logging in as master works, the guard must still refuse.
+    # The same server under another name: logging in as master works, the guard must still refuse it.
     master["host"] = "localhost" if master["host"] == "127.0.0.1" else "127.0.0.1"
-    current = _creds(rstack, "AWSCURRENT")
+    current, previous = _creds(rstack, "AWSCURRENT"), _creds(rstack, "AWSPREVIOUS")
     admin = rstack.admin_client()
     try:
         admin.admin.command("updateUser", current["username"], pwd="broken-" + uuid.uuid4().hex)
         sm.put_secret_value(SecretId=admin_id, SecretString=json.dumps(master))
+        found = {f.kind: f for f in diagnose(sm, secret_id)}
+        assert set(found) == {"master-unusable", "current-fails"}, found
+        assert "endpoint" in found["master-unusable"].message
         findings = {f.kind: f for f in diagnose(sm, secret_id, fix=True)}
-        TEXTS.extend(f.message for f in findings.values())
-        assert set(findings) == {"master-unusable", "current-fails"}, findings
-        assert "endpoint" in findings["master-unusable"].message
-        assert not findings["current-fails"].fixed
+        TEXTS.extend(f.message for f in [*found.values(), *findings.values()])
+        assert findings["current-fails"].fixed, findings
+        assert "moved AWSCURRENT back" in findings["current-fails"].message
+        assert not findings["master-unusable"].fixed
+        # AWSCURRENT is the previous version again; the broken user's password was not written back.
+        assert _creds(rstack, "AWSCURRENT") == previous
         assert not _logs_in(rstack, current)
     finally:
         sm.put_secret_value(SecretId=admin_id, SecretString=good_master)
         admin.close()
-    fixed = diagnose(sm, secret_id, fix=True)
-    TEXTS.extend(f.message for f in fixed)
-    assert [(f.kind, f.fixed) for f in fixed] == [("current-fails", True)]
+    # The next rotation gives the broken user a new password.
+    assert _rotate(rstack).completed
+    assert _creds(rstack, "AWSCURRENT")["username"] == current["username"]
+    assert diagnose(sm, secret_id) == []
     _assert_healthy(rstack)
 
 

@@ -138,3 +138,59 @@ def test_credentials_are_frozen() -> None:
     creds = parse({"host": "h", "username": "app", "password": "x"})
     with pytest.raises(AttributeError):
         creds.password = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("fields", "tls"),
+    [
+        ({}, False),  # missing: no TLS, and never a plaintext fallback
+        ({"ssl": True}, True),
+        ({"ssl": False}, False),
+        ({"ssl": "TRUE"}, True),
+        ({"ssl": " False "}, False),
+        ({"ssl": None}, False),
+        ({"tls": "true"}, True),
+        ({"tls": True, "ssl": "true"}, True),
+    ],
+)
+def test_ssl_is_read_as_aws_reads_it(fields: dict[str, Any], tls: bool) -> None:
+    assert parse({"host": "h", "username": "app", "password": "x", **fields}).tls is tls
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "detail"),
+    [
+        ({"ssl": "yes"}, "ssl", 'a JSON boolean, or the string "true" or "false" in any case'),
+        ({"ssl": 1}, "ssl", "not a int"),
+        ({"tls": "on"}, "tls", "true or false"),
+        ({"tls": True, "ssl": False}, "ssl", "disagree"),
+    ],
+)
+def test_other_ssl_values_are_refused_with_the_allowed_values_named(
+    fields: dict[str, Any], field: str, detail: str
+) -> None:
+    with pytest.raises(SecretFormatError) as failure:
+        parse({"host": "h", "username": "app", "password": AWKWARD, **fields})
+    assert failure.value.field == field
+    assert detail in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("document", "auth_source", "database", "hosts"),
+    [
+        # AWS's format, users in admin: dbname is the login database.
+        ({"engine": "mongo", "host": "h", "dbname": "admin"}, "admin", "admin", ("h:27017",)),
+        # AWS's format without dbname: AWS's templates log in against admin.
+        ({"engine": "mongo", "host": "h"}, "admin", None, ("h:27017",)),
+        ({"engine": "mongo", "host": "h", "dbname": "mydb"}, "mydb", "mydb", ("h:27017",)),
+        ({"host": "h", "dbname": "mydb", "authSource": "admin"}, "admin", "mydb", ("h:27017",)),
+        # The article's format: ipaddress, port 27017 implied, or an explicit port.
+        ({"ipaddress": "10.0.0.5", "masterarn": "arn:m"}, "admin", None, ("10.0.0.5:27017",)),
+        ({"ipaddress": "10.0.0.5", "port": "27018"}, "admin", None, ("10.0.0.5:27018",)),
+    ],
+)
+def test_the_login_database_of_every_layout(
+    document: dict[str, Any], auth_source: str, database: str | None, hosts: tuple[str, ...]
+) -> None:
+    creds = parse({"username": "app", "password": "x", **document})
+    assert (creds.auth_source, creds.database, creds.hosts) == (auth_source, database, hosts)

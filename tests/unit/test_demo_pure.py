@@ -65,6 +65,16 @@ def test_bad_input_names_the_flag_to_change(argv: list[str], flag: str) -> None:
     assert "\n" not in message
 
 
+def test_layout_and_database_options() -> None:
+    assert (_config().layout, _config().database) == ("stack", None)
+    assert _config("--aws-layout").layout == "aws"
+    assert _config("--secret-id", "s", "--database", "orders").database == "orders"
+    with pytest.raises(ConfigurationError, match="--aws-layout"):
+        _config("--aws-layout", "--secret-id", "s")
+    with pytest.raises(ConfigurationError, match="--database"):
+        _config("--database", "my.db")
+
+
 def test_refresh_not_shorter_than_rotation_suggests_a_value() -> None:
     with pytest.raises(ConfigurationError, match="try --refresh-days 6"):
         _config("--refresh-days", "7", "--rotation-days", "7")

@@ -9,6 +9,7 @@ schedule alone) and that no step runs in this process.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from client.errors import SecretFormatError
+from rotation_lambda.errors import RotationError
 from rotation_lambda.secretsmanager import SecretMetadata
 from rotation_tools.rotate import DEFAULT_ROTATION_DAYS, is_local_endpoint, rotate_secret, rotation_rules
 from secretswitch.rotate import register
@@ -49,6 +52,24 @@ def _described(versions: dict[str, list[str]], rules: dict[str, Any] | None) -> 
         response["RotationRules"] = rules
         response["RotationLambdaARN"] = FUNCTION
     return response
+
+
+APP_VALUE = json.dumps(
+    {"engine": "mongo", "host": "db", "username": "app", "password": "pw-app-0123456789", "masterarn": "mongodb-admin"}
+)
+MASTER_VALUE = json.dumps({"engine": "mongo", "host": "db", "username": "admin", "password": "pw-admin-0123456789"})
+
+
+def _checked_before_rotating(
+    stubber: Stubber, value: str = APP_VALUE, others: list[dict[str, Any]] | None = None
+) -> None:
+    """The read-only checks rotate_secret makes before RotateSecret: the secret's value, then the secret list."""
+    stubber.add_response(
+        "get_secret_value",
+        {"ARN": ARN, "Name": SECRET, "VersionId": CURRENT, "SecretString": value},
+        {"SecretId": SECRET, "VersionStage": "AWSCURRENT"},
+    )
+    stubber.add_response("list_secrets", {"SecretList": others or []}, {})
 
 
 def _never_called(event: dict[str, Any], context: Any) -> None:
@@ -85,6 +106,7 @@ def test_a_plain_rotation_on_aws_sends_no_rotation_rules_so_the_schedule_stays(
 ) -> None:
     client, stubber = aws
     stubber.add_response("describe_secret", _described({CURRENT: ["AWSCURRENT"]}, rules), {"SecretId": SECRET})
+    _checked_before_rotating(stubber)
     # Stubber compares the parameters exactly: RotationRules here would fail the call.
     stubber.add_response(
         "rotate_secret",
@@ -106,6 +128,7 @@ def test_an_explicit_schedule_is_sent(aws: tuple[Any, Stubber], kwargs: dict[str
     client, stubber = aws
     rules = {"ScheduleExpression": "rate(3 days)", "Duration": "3h"}
     stubber.add_response("describe_secret", _described({CURRENT: ["AWSCURRENT"]}, rules), {"SecretId": SECRET})
+    _checked_before_rotating(stubber)
     stubber.add_response(
         "rotate_secret",
         {"ARN": ARN, "Name": SECRET},
@@ -139,3 +162,40 @@ def test_the_cli_sends_no_days_unless_asked() -> None:
     register(parser.add_subparsers())
     assert parser.parse_args(["rotate", SECRET]).days is None
     assert parser.parse_args(["rotate", SECRET, "--days", "3"]).days == 3
+
+
+def test_a_master_secret_without_masterarn_is_refused_before_rotatesecret(aws: tuple[Any, Stubber]) -> None:
+    client, stubber = aws
+    stubber.add_response("describe_secret", _described({CURRENT: ["AWSCURRENT"]}, None), {"SecretId": SECRET})
+    stubber.add_response(
+        "get_secret_value",
+        {"ARN": ARN, "Name": SECRET, "VersionId": CURRENT, "SecretString": MASTER_VALUE},
+        {"SecretId": SECRET, "VersionStage": "AWSCURRENT"},
+    )
+    # No RotateSecret is stubbed: Stubber fails the test if it is called.
+    with pytest.raises(SecretFormatError, match="'masterarn': is missing") as refused:
+        rotate_secret(client, SECRET, rotation_lambda_arn=FUNCTION)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_secret_that_another_secret_names_as_its_master_is_refused(aws: tuple[Any, Stubber]) -> None:
+    client, stubber = aws
+    other_arn = ARN.replace("mongodb-app", "orders-app")
+    stubber.add_response("describe_secret", _described({CURRENT: ["AWSCURRENT"]}, None), {"SecretId": SECRET})
+    # The secret has a masterarn of its own (a chain of masters), so only the scan can tell.
+    chained = json.dumps({**json.loads(MASTER_VALUE), "masterarn": "root-master"})
+    _checked_before_rotating(
+        stubber,
+        chained,
+        others=[
+            {"ARN": other_arn.replace("orders", "billing"), "Name": "billing-app", "RotationLambdaARN": "another-fn"},
+            {"ARN": other_arn, "Name": "orders-app", "RotationLambdaARN": FUNCTION},
+        ],
+    )
+    stubber.add_response(
+        "get_secret_value",
+        {"ARN": other_arn, "Name": "orders-app", "VersionId": PENDING, "SecretString": json.dumps({"masterarn": ARN})},
+        {"SecretId": other_arn, "VersionStage": "AWSCURRENT"},
+    )
+    with pytest.raises(RotationError, match="is the master secret of 'orders-app'"):
+        rotate_secret(client, SECRET, rotation_lambda_arn=FUNCTION)

@@ -11,15 +11,20 @@ from client.errors import ConfigurationError, SecretFormatError
 from embedded_stack.faults import RotationInterrupted, crash_after
 from rotation_lambda import core
 from rotation_lambda.core import (
+    AWS_DEFAULT_EXCLUDE_CHARACTERS,
     PasswordPolicy,
     Readiness,
     Strategy,
     UserPlan,
     backoff_delays,
     build_pending_secret,
+    change_refusal,
+    clone_pair,
     connection_differences,
+    field_differences,
     parse_event,
     partner_user,
+    read_database,
     readiness,
     user_plan,
 )
@@ -91,26 +96,149 @@ def test_a_user_outside_the_explicit_pair_is_refused() -> None:
         partner_user("red", UserPlan(Strategy.ALTERNATING, ("blue", "green")))
 
 
-def test_user_plan_reads_the_pair_from_the_secret_before_the_environment() -> None:
-    secret = {"rotationUsers": ["a", "b"]}
-    assert user_plan(secret, {"ROTATION_USERS": "c,d"}, secret_id="s").pair == ("a", "b")
-    assert user_plan({}, {"ROTATION_USERS": "c, d"}, secret_id="s").pair == ("c", "d")
-    assert user_plan({}, {"ROTATION_STRATEGY": "single"}, secret_id="s").strategy is Strategy.SINGLE
+@pytest.mark.parametrize(
+    ("secret", "environ", "current", "pair"),
+    [
+        ({}, {}, "app", ("app", "app_clone")),
+        ({}, {}, "app_clone", ("app", "app_clone")),
+        ({}, {"ROTATION_USERS": "c, d"}, "d", ("c", "d")),
+        # The secret may restate the configured pair, in any order.
+        ({"rotationUsers": ["app_clone", "app"]}, {}, "app", ("app", "app_clone")),
+        ({"rotationUsers": ["c", "d"]}, {"ROTATION_USERS": "d,c"}, "c", ("d", "c")),
+        ({}, {"ROTATION_STRATEGY": "single"}, "app", None),
+        ({}, {"ROTATION_STRATEGY": "single", "ROTATION_USERS": "app,other"}, "app", ("app", "other")),
+    ],
+)
+def test_the_pair_comes_from_the_configuration_and_the_current_user(
+    secret: dict[str, Any], environ: dict[str, str], current: str, pair: tuple[str, str] | None
+) -> None:
+    assert user_plan(secret, environ, secret_id="s", current_user=current).pair == pair
 
 
 @pytest.mark.parametrize(
-    ("secret", "environ", "error"),
+    ("secret", "environ", "current", "error", "message"),
     [
-        ({"rotationUsers": ["a"]}, {}, SecretFormatError),
-        ({"rotationUsers": "a,b"}, {}, SecretFormatError),
-        ({}, {"ROTATION_USERS": "a"}, ConfigurationError),
-        ({}, {"ROTATION_USERS": "a,a"}, ConfigurationError),
-        ({}, {"ROTATION_STRATEGY": "round-robin"}, ConfigurationError),
+        ({"rotationUsers": ["a"]}, {}, "a", SecretFormatError, "two user names"),
+        ({"rotationUsers": "a,b"}, {}, "a", SecretFormatError, "two user names"),
+        ({"rotationUsers": ["a", "a"]}, {}, "a", SecretFormatError, "two different"),
+        ({}, {"ROTATION_USERS": "a"}, "a", ConfigurationError, "two users"),
+        ({}, {"ROTATION_USERS": "a,a"}, "a", ConfigurationError, "two different"),
+        ({}, {"ROTATION_STRATEGY": "round-robin"}, "a", ConfigurationError, "alternating"),
+        # The secret cannot choose the users: not the master, not a third user, not a wider pair.
+        ({"rotationUsers": ["app", "admin"]}, {}, "app", RotationError, "cannot choose"),
+        ({"rotationUsers": ["app", "dba"]}, {"ROTATION_USERS": "app,app_clone"}, "app", RotationError, "cannot choose"),
+        ({"rotationUsers": ["dba", "dba_clone"]}, {"ROTATION_STRATEGY": "single"}, "app", RotationError, "cannot"),
+        # AWSCURRENT naming a user outside ROTATION_USERS is refused for both strategies.
+        ({}, {"ROTATION_USERS": "app,app_clone"}, "dba", RotationError, "not one of ROTATION_USERS"),
+        ({}, {"ROTATION_USERS": "app,app_clone", "ROTATION_STRATEGY": "single"}, "dba", RotationError, "not one"),
     ],
 )
-def test_user_plan_errors(secret: dict[str, Any], environ: dict[str, str], error: type[Exception]) -> None:
-    with pytest.raises(error):
-        user_plan(secret, environ, secret_id="s")
+def test_user_plan_refusals(
+    secret: dict[str, Any], environ: dict[str, str], current: str, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        user_plan(secret, environ, secret_id="s", current_user=current)
+
+
+def test_clone_pair() -> None:
+    assert clone_pair("app") == clone_pair("app_clone") == ("app", "app_clone")
+    assert clone_pair("_clone") == ("_clone", "_clone_clone")
+
+
+@pytest.mark.parametrize(
+    ("current_roles", "partner_roles", "partner", "refusal"),
+    [
+        ([{"role": "readWrite", "db": "mydb"}], [{"role": "readWrite", "db": "mydb"}], "app_clone", None),
+        ([{"role": "readWrite", "db": "mydb"}], None, "app_clone", None),  # createUser copies the roles
+        ([{"role": "readWrite", "db": "mydb"}], [], "app_clone", None),  # fewer roles: testSecret reports the drift
+        (
+            [{"role": "readWrite", "db": "mydb"}],
+            [{"role": "readWrite", "db": "mydb"}, {"role": "root", "db": "admin"}],
+            "app_clone",
+            "has roles the current user 'app' lacks: root@admin",
+        ),
+        ([{"role": "readWrite", "db": "mydb"}], None, "admin", "is the master user"),
+        (None, None, "app_clone", "does not exist"),
+    ],
+)
+def test_change_refusal_table(
+    current_roles: list[dict[str, str]] | None,
+    partner_roles: list[dict[str, str]] | None,
+    partner: str,
+    refusal: str | None,
+) -> None:
+    found = change_refusal(
+        current=("app", "admin"),
+        partner=(partner, "admin"),
+        master=("admin", "admin"),
+        current_roles=current_roles,
+        partner_roles=partner_roles,
+    )
+    if refusal is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert refusal in found
+
+
+def test_a_current_user_that_is_the_master_is_refused_whatever_the_partner() -> None:
+    found = change_refusal(
+        current=("admin", "admin"),
+        partner=("admin", "admin"),
+        master=("admin", "admin"),
+        current_roles=[],
+        partner_roles=None,
+    )
+    assert found is not None
+    assert "AWSCURRENT names the master user" in found
+    # The same name in another database is another user.
+    assert (
+        change_refusal(
+            current=("app", "mydb"),
+            partner=("admin", "mydb"),
+            master=("admin", "admin"),
+            current_roles=[],
+            partner_roles=None,
+        )
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "differences"),
+    [
+        ({"username": "app_clone", "password": "new"}, []),
+        ({"masterarn": "arn:evil"}, ["masterarn"]),
+        ({"host": "evil.example.com", "note": "x"}, ["host", "note"]),
+        ({"rotationUsers": ["app", "admin"]}, ["rotationUsers"]),
+        ({"ssl": None}, ["ssl"]),
+    ],
+)
+def test_field_differences_name_every_field_but_the_two_a_rotation_owns(
+    changes: dict[str, Any], differences: list[str]
+) -> None:
+    current = {"engine": "mongo", "host": "db", "username": "app", "password": "old", "masterarn": "arn:m", "ssl": True}
+    assert field_differences(current, {**current, **changes}) == differences
+
+
+@pytest.mark.parametrize(
+    ("roles", "app_database", "database"),
+    [
+        ([{"role": "readWrite", "db": "mydb"}], "admin", "mydb"),  # AWS format, users in admin: not the login db
+        ([{"role": "readWrite", "db": "mydb"}], None, "mydb"),
+        ([{"role": "readWrite", "db": "mydb"}], "mydb", "mydb"),
+        ([{"role": "read", "db": "zeta"}, {"role": "readWrite", "db": "mydb"}], "zeta", "zeta"),
+        ([{"role": "read", "db": "zeta"}, {"role": "readWrite", "db": "mydb"}], None, "mydb"),
+        ([{"role": "readAnyDatabase", "db": "admin"}], "mydb", "mydb"),
+        ([{"role": "readAnyDatabase", "db": "admin"}], None, "admin"),
+        ([{"role": "clusterMonitor", "db": "admin"}], "mydb", "admin"),
+        ([], "mydb", None),
+    ],
+)
+def test_the_read_check_follows_the_roles_not_dbname(
+    roles: list[dict[str, str]], app_database: str | None, database: str | None
+) -> None:
+    assert read_database(roles, app_database) == database
 
 
 def test_the_pending_secret_keeps_every_field_it_does_not_own() -> None:
@@ -160,6 +288,8 @@ def test_connection_differences_never_quote_a_value() -> None:
 
 def test_password_policy_defaults_and_environment() -> None:
     assert PasswordPolicy.from_environ({}).request()["PasswordLength"] == 32
+    # AWS's templates' default: no character that breaks a connection string or a shell.
+    assert PasswordPolicy.from_environ({}).request()["ExcludeCharacters"] == AWS_DEFAULT_EXCLUDE_CHARACTERS == "/@\"'\\"
     policy = PasswordPolicy.from_environ(
         {"PASSWORD_LENGTH": "40", "EXCLUDE_CHARACTERS": "xyz", "EXCLUDE_PUNCTUATION": "yes"}
     )
@@ -190,5 +320,10 @@ def test_crash_after_runs_the_steps_up_to_the_crash_then_raises() -> None:
 
 
 def test_all_names_in_dunder_all_exist() -> None:
-    for name in core.__all__:
-        assert hasattr(core, name), name
+    import rotation_tools
+    from rotation_lambda import guards
+    from rotation_tools import rotate
+
+    for module in (core, guards, rotate, rotation_tools):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
