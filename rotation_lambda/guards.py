@@ -43,7 +43,7 @@ from rotation_lambda.errors import RotationError
 from rotation_lambda.mongo import MongoGateway
 from rotation_lambda.secretsmanager import SecretsManagerGateway
 
-__all__ = ["Authority", "Guard", "master_arn_of"]
+__all__ = ["MASTER_SECRET_ARN_ENV", "Authority", "Guard", "master_arn_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +65,19 @@ class Authority:
     target_roles: tuple[Mapping[str, Any], ...] | None
 
 
-def master_arn_of(document: Mapping[str, Any], secret_id: str) -> str:
-    """The secret's ``masterarn``.
+MASTER_SECRET_ARN_ENV = "MASTER_SECRET_ARN"
+
+
+def master_arn_of(document: Mapping[str, Any], secret_id: str, environ: Mapping[str, str] | None = None) -> str:
+    """The secret's ``masterarn``, checked against the function's ``MASTER_SECRET_ARN`` when that is set.
+
+    The deployed function pins its master secret in ``MASTER_SECRET_ARN`` (the
+    SAM template sets it): then a ``masterarn`` naming anything else is refused,
+    so a writer of the application's secret cannot pick which master is used.
 
     Raises:
         SecretFormatError: it is missing or not a string.
+        RotationError: it differs from ``MASTER_SECRET_ARN``.
     """
     master_arn = document.get("masterarn")
     if not isinstance(master_arn, str) or not master_arn.strip():
@@ -79,7 +87,15 @@ def master_arn_of(document: Mapping[str, Any], secret_id: str) -> str:
             secret_id=secret_id,
             field="masterarn",
         )
-    return master_arn.strip()
+    master_arn = master_arn.strip()
+    pinned = (environ or {}).get(MASTER_SECRET_ARN_ENV, "").strip()
+    if pinned and master_arn != pinned:
+        raise RotationError(
+            f"secret {secret_id!r} names the master secret {master_arn!r}, but this function is configured "
+            f"with {MASTER_SECRET_ARN_ENV}={pinned!r}; set the secret's masterarn to that ARN (the secret "
+            "cannot choose another master); nothing was changed"
+        )
+    return master_arn
 
 
 class Guard:
@@ -88,7 +104,8 @@ class Guard:
     Args:
         secrets: the Secrets Manager gateway (reads the master secret).
         mongo: the MongoDB gateway (logins and role reads).
-        environ: the function's configuration (``ROTATION_STRATEGY``, ``ROTATION_USERS``).
+        environ: the function's configuration (``ROTATION_STRATEGY``, ``ROTATION_USERS``,
+            ``MASTER_SECRET_ARN``).
     """
 
     def __init__(self, secrets: SecretsManagerGateway, mongo: MongoGateway, environ: Mapping[str, str]) -> None:
@@ -150,7 +167,7 @@ class Guard:
     def _read_master(
         self, secret_id: str, current_document: Mapping[str, Any], current: MongoCredentials
     ) -> MongoCredentials:
-        master_arn = master_arn_of(current_document, secret_id)
+        master_arn = master_arn_of(current_document, secret_id, self.environ)
         master = parse_secret(self.secrets.secret_string(master_arn, stage=AWSCURRENT), secret_id=master_arn)
         differences = connection_differences(master, current, compare_auth_source=False)
         if differences:

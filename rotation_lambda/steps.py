@@ -122,7 +122,7 @@ class Rotator:
             return self._done(event, "pending-exists", current_user=current.username, pending_user=pending[1].username)
         # Refused here, before a version is written, rather than at setSecret: a secret without a
         # master (a master secret itself, rotated by mistake) must leave nothing to clean up.
-        master_arn_of(current_document, event.secret_id)
+        master_arn_of(current_document, event.secret_id, self.environ)
         plan = self.guard.plan(event.secret_id, current_document, current)
         next_user = partner_user(current.username, plan)
         policy = PasswordPolicy.from_environ(self.environ)

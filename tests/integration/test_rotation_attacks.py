@@ -295,6 +295,25 @@ def test_6_a_pending_version_with_another_masterarn_is_refused(astack: EmbeddedS
                 _step(astack, step, token)
 
 
+def test_6b_a_current_version_naming_another_master_is_refused_when_the_function_pins_its_master(
+    astack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer points AWSCURRENT's masterarn at a master of their choosing; MASTER_SECRET_ARN refuses it."""
+    monkeypatch.setenv("MASTER_SECRET_ARN", astack.info.admin_secret_arn)
+    with _attack(astack):
+        sm = astack.secretsmanager_client()
+        other_master = sm.create_secret(
+            Name=f"other-master-{uuid.uuid4().hex[:6]}",
+            SecretString=json.dumps(
+                {**_document(astack, VersionStage="AWSCURRENT"), "username": DBA, "password": PASSWORDS[DBA]}
+            ),
+        )["ARN"]
+        _tamper_current(astack, masterarn=other_master)
+        outcome = _rotate(astack)
+        assert outcome.failed_step == "createSecret", outcome.message
+        assert "MASTER_SECRET_ARN" in outcome.message
+
+
 def test_7_a_pending_version_naming_a_user_outside_the_pair_is_refused(astack: EmbeddedStack) -> None:
     with _attack(astack):
         token = _pending_token(astack)

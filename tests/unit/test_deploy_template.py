@@ -278,6 +278,7 @@ def test_the_endpoint_parameter_reaches_the_function_client(
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     default = resolve(transformed)["RotationFunction"]["Properties"]["Environment"]["Variables"]
     assert "SECRETS_MANAGER_ENDPOINT" not in default
+    assert default["MASTER_SECRET_ARN"] == MASTER_ARN  # the function pins its master (docs/SECURITY.md)
     assert default_secretsmanager_client(default).meta.endpoint_url == f"https://secretsmanager.{REGION}.amazonaws.com"
     variables = resolve(transformed, SecretsManagerEndpoint=ENDPOINT)["RotationFunction"]["Properties"]["Environment"][
         "Variables"

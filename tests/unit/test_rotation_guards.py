@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from client.credentials import MongoCredentials, parse_secret_dict
-from client.errors import AuthenticationError
+from client.errors import AuthenticationError, SecretFormatError
 from rotation_lambda.errors import RotationError
-from rotation_lambda.guards import Guard
+from rotation_lambda.guards import Guard, master_arn_of
 
 CURRENT = {"engine": "mongo", "host": "db", "username": "app", "password": "pw-app", "masterarn": "master"}
 MASTER = {"engine": "mongo", "host": "db", "username": "admin", "password": "pw-admin", "dbname": "admin"}
@@ -80,3 +80,14 @@ def test_a_richer_partner_is_refused_after_reading_roles_and_nothing_else() -> N
     with pytest.raises(RotationError, match="lacks: root@admin"):
         _authorize(mongo, "app_clone")
     assert [kind for kind, _ in mongo.calls] == ["login", "login", "roles", "roles"]
+
+
+def test_master_arn_of_follows_the_pin_and_refuses_any_other_master() -> None:
+    pinned = {"MASTER_SECRET_ARN": "arn:master"}
+    assert master_arn_of({"masterarn": " arn:master "}, "app", pinned) == "arn:master"
+    assert master_arn_of({"masterarn": "arn:other"}, "app", {}) == "arn:other"  # no pin: the secret's field
+    with pytest.raises(RotationError, match="MASTER_SECRET_ARN='arn:master'") as refused:
+        master_arn_of({"masterarn": "arn:other"}, "app", pinned)
+    assert "'arn:other'" in str(refused.value)
+    with pytest.raises(SecretFormatError, match="masterarn"):
+        master_arn_of({}, "app", pinned)
