@@ -1,41 +1,106 @@
-"""The MongoDB seam: the only client module that builds ``MongoClient`` objects.
+"""The MongoDB seam: the only client module that builds or closes ``MongoClient`` objects.
 
 A client is built from :meth:`MongoCredentials.client_kwargs` (the password is
 a keyword argument, never spliced into a URI) plus the application's options
-(timeouts, pool size). The options cannot override the login.
-:func:`check_login` runs one ``ping``, which opens and authenticates a socket,
-and translates pymongo's errors into the secretswitch error tree.
+(timeouts, pool size). The options cannot override the login. Both of
+pymongo's APIs are served: ``MongoClient`` for the threaded client and
+``AsyncMongoClient`` for the asyncio one.
+
+* :func:`check_login` / :func:`check_login_async` run one ``ping``, which
+  opens and authenticates a socket, and translate pymongo's errors into the
+  secretswitch error tree.
+* :func:`classify_failure` tells the rotating clients how an operation
+  failed: a refused login (also when pymongo reports it inside a
+  ``ServerSelectionTimeoutError``), a command that never left, a network error.
+* :func:`release_waiters` / :func:`discard_client` (and their async twins)
+  close a client whose login was refused without making anyone wait on it.
+  After a refused login pymongo marks the server unknown: operations waiting
+  for server selection on that client re-check only every 0.5 s and give up
+  after ``serverSelectionTimeoutMS``, and ``close()`` itself first waits for a
+  server to send ``endSessions`` to. pymongo has no public call for "give up
+  now", so :func:`release_waiters` closes the client's topology (no network)
+  and wakes its waiters; they fail at once with ``InvalidOperation`` and the
+  rotating client retries them on the new client. These private attributes
+  exist from pymongo 4.0 to at least 4.20; without them the waiters give up
+  as pymongo decides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+import contextlib
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pymongo import MongoClient
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import (
+    ConnectionFailure,
+    InvalidOperation,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
 from client.credentials import MongoCredentials
 from client.errors import AuthenticationError, ConfigurationError, DatabaseError
-from client.policy import is_auth_failure_code
+from client.policy import Failure, is_auth_failure_code
+
+if TYPE_CHECKING:
+    from pymongo import AsyncMongoClient
 
 __all__ = [
     "LOGIN_OPTIONS",
+    "AsyncLoginCheck",
+    "AsyncMongoClientFactory",
+    "LoginCheck",
     "MongoClientFactory",
+    "build_async_mongo_client",
     "build_mongo_client",
     "check_login",
+    "check_login_async",
+    "classify_failure",
+    "discard_async_client",
+    "discard_client",
     "is_auth_failure",
+    "release_async_waiters",
+    "release_waiters",
     "translate_error",
 ]
 
 MongoClientFactory = Callable[[MongoCredentials, Mapping[str, Any]], "MongoClient[dict[str, Any]]"]
 """Builds a client from credentials and extra options (tests pass a recording fake)."""
+AsyncMongoClientFactory = Callable[[MongoCredentials, Mapping[str, Any]], "AsyncMongoClient[dict[str, Any]]"]
+"""Builds an ``AsyncMongoClient`` from credentials and extra options."""
+LoginCheck = Callable[["MongoClient[dict[str, Any]]", MongoCredentials], None]
+"""Checks a new client's login; raises a secretswitch error."""
+AsyncLoginCheck = Callable[["AsyncMongoClient[dict[str, Any]]", MongoCredentials], Awaitable[None]]
+"""Checks a new ``AsyncMongoClient``'s login; raises a secretswitch error."""
 
 # Options that belong to the secret, not to the application.
 LOGIN_OPTIONS = frozenset({"host", "port", "username", "password", "authSource", "authMechanism"})
 
 # A new client must not wait the default 30 s to learn that a server is down.
 _DEFAULT_OPTIONS: Mapping[str, Any] = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000}
+
+# How pymongo quotes a server's error inside a ServerSelectionTimeoutError's message.
+_AUTH_CODE_IN_MESSAGE = re.compile(r"'code': (?:18|8000)\b")
+
+
+def _client_kwargs(credentials: MongoCredentials, options: Mapping[str, Any]) -> dict[str, Any]:
+    clash = LOGIN_OPTIONS.intersection(options)
+    if clash:
+        raise ConfigurationError(
+            f"mongo_options must not set {sorted(clash)}: the login comes from the secret {credentials.secret_id!r}"
+        )
+    return {**_DEFAULT_OPTIONS, **credentials.client_kwargs(), **options}
+
+
+def _build_error(credentials: MongoCredentials, exc: BaseException) -> DatabaseError:
+    # OSError: a TLS file named by the secret is missing or unreadable.
+    return DatabaseError(
+        f"cannot build a MongoClient for user {credentials.username!r} at {credentials.endpoint!r}: "
+        f"{type(exc).__name__}; check the secret's host and options"
+    )
 
 
 def build_mongo_client(credentials: MongoCredentials, options: Mapping[str, Any]) -> MongoClient[dict[str, Any]]:
@@ -49,20 +114,25 @@ def build_mongo_client(credentials: MongoCredentials, options: Mapping[str, Any]
         ConfigurationError: ``options`` tries to set a login field.
         DatabaseError: pymongo refused the arguments.
     """
-    clash = LOGIN_OPTIONS.intersection(options)
-    if clash:
-        raise ConfigurationError(
-            f"mongo_options must not set {sorted(clash)}: the login comes from the secret {credentials.secret_id!r}"
-        )
-    kwargs = {**_DEFAULT_OPTIONS, **credentials.client_kwargs(), **options}
+    kwargs = _client_kwargs(credentials, options)
     try:
         return MongoClient(**kwargs)
     except (PyMongoError, OSError, ValueError, TypeError) as exc:
-        # OSError: a TLS file named by the secret is missing or unreadable.
-        raise DatabaseError(
-            f"cannot build a MongoClient for user {credentials.username!r} at {credentials.endpoint!r}: "
-            f"{type(exc).__name__}; check the secret's host and options"
-        ) from None
+        raise _build_error(credentials, exc) from None
+
+
+def build_async_mongo_client(
+    credentials: MongoCredentials, options: Mapping[str, Any]
+) -> AsyncMongoClient[dict[str, Any]]:
+    """A new, not yet connected ``AsyncMongoClient`` logged in as ``credentials`` (same rules as the sync one)."""
+    # Imported here: the rotation function's zip carries this module with whatever pymongo it pins.
+    from pymongo import AsyncMongoClient
+
+    kwargs = _client_kwargs(credentials, options)
+    try:
+        return AsyncMongoClient(**kwargs)
+    except (PyMongoError, OSError, ValueError, TypeError) as exc:
+        raise _build_error(credentials, exc) from None
 
 
 def check_login(client: MongoClient[dict[str, Any]], credentials: MongoCredentials) -> None:
@@ -74,6 +144,14 @@ def check_login(client: MongoClient[dict[str, Any]], credentials: MongoCredentia
     """
     try:
         client.admin.command("ping")
+    except PyMongoError as exc:
+        raise translate_error(exc, credentials) from exc
+
+
+async def check_login_async(client: AsyncMongoClient[dict[str, Any]], credentials: MongoCredentials) -> None:
+    """:func:`check_login` for an ``AsyncMongoClient``."""
+    try:
+        await client.admin.command("ping")
     except PyMongoError as exc:
         raise translate_error(exc, credentials) from exc
 
@@ -92,9 +170,100 @@ def is_auth_failure(exc: BaseException) -> bool:
     return False
 
 
+def _topology_refused_login(client: Any) -> bool:
+    """True when pymongo marked a server of ``client`` unknown because it refused the login."""
+    try:
+        descriptions = client.topology_description.server_descriptions().values()
+    except (AttributeError, PyMongoError):
+        return False
+    return any(sd.error is not None and is_auth_failure(sd.error) for sd in descriptions)
+
+
+def classify_failure(exc: BaseException, client: Any = None, *, closed: bool = False) -> Failure:
+    """How an operation on ``client`` failed, as far as running it again is concerned.
+
+    Args:
+        exc: what the operation raised.
+        client: the client it ran on (its topology tells a refused login apart
+            inside a server selection timeout).
+        closed: the rotating client had closed ``client`` (pymongo then raises
+            ``InvalidOperation`` before sending anything).
+    """
+    if is_auth_failure(exc):
+        return Failure.AUTH
+    if isinstance(exc, ServerSelectionTimeoutError):
+        # After a refused login pymongo marks the server unknown: operations
+        # that wait for it time out with the login error in the description.
+        if (client is not None and _topology_refused_login(client)) or _AUTH_CODE_IN_MESSAGE.search(str(exc)):
+            return Failure.AUTH
+        return Failure.NOT_SENT
+    if isinstance(exc, InvalidOperation) and closed:
+        return Failure.NOT_SENT
+    if isinstance(exc, ConnectionFailure):
+        return Failure.CONNECTION
+    return Failure.OTHER
+
+
 def translate_error(exc: PyMongoError, credentials: MongoCredentials) -> DatabaseError:
     """A secretswitch error for a pymongo error (names the user and version, never the password)."""
     who = f"user {credentials.username!r} (version {credentials.version_id}) at {credentials.endpoint!r}"
     if is_auth_failure(exc):
         return AuthenticationError(f"MongoDB refused {who}: authentication failed; the password may have rotated")
     return DatabaseError(f"MongoDB failed for {who}: {type(exc).__name__}")
+
+
+def _topology_parts(client: Any) -> tuple[Any, Any, Any] | None:
+    topology = getattr(client, "_topology", None)
+    lock = getattr(topology, "_lock", None)
+    condition = getattr(topology, "_condition", None)
+    if topology is None or lock is None or condition is None or not callable(getattr(topology, "close", None)):
+        return None
+    return topology, lock, condition
+
+
+def release_waiters(client: Any) -> bool:
+    """Make operations waiting for server selection on ``client`` give up now (no network; see above).
+
+    Returns:
+        True when they were woken; False when this pymongo has no such hook.
+    """
+    parts = _topology_parts(client)
+    if parts is None:
+        return False
+    topology, lock, condition = parts
+    try:
+        topology.close()
+        with lock:
+            condition.notify_all()
+    except (PyMongoError, RuntimeError, AttributeError, TypeError):
+        return False
+    return True
+
+
+def discard_client(client: Any) -> None:
+    """Close a client that must not make anyone wait: its login was refused, or it never served."""
+    release_waiters(client)
+    with contextlib.suppress(PyMongoError):
+        client.close()
+
+
+async def release_async_waiters(client: Any) -> bool:
+    """:func:`release_waiters` for an ``AsyncMongoClient``."""
+    parts = _topology_parts(client)
+    if parts is None:
+        return False
+    topology, lock, condition = parts
+    try:
+        await topology.close()
+        async with lock:
+            condition.notify_all()
+    except (PyMongoError, RuntimeError, AttributeError, TypeError):
+        return False
+    return True
+
+
+async def discard_async_client(client: Any) -> None:
+    """:func:`discard_client` for an ``AsyncMongoClient``."""
+    await release_async_waiters(client)
+    with contextlib.suppress(PyMongoError):
+        await client.close()

@@ -37,6 +37,10 @@ API:
 * :func:`is_auth_failure_code` — MongoDB error codes that mean "the user name
   or password is wrong" (18, and Atlas' 8000 "bad auth").
 
+* :class:`Failure`, :class:`Retry` and :func:`after_failure` — what
+  ``run`` does with an operation's error: repair the client and run once
+  more, run once more on the live client, or raise.
+
 * :func:`rotation_schedule_warning` and :func:`deadline_before_rotation` — the
   safety check against the secret's rotation schedule (DescribeSecret).
 """
@@ -57,7 +61,10 @@ __all__ = [
     "AUTH_FAILURE_CODES",
     "DAY",
     "CacheState",
+    "Failure",
     "RefreshPolicy",
+    "Retry",
+    "after_failure",
     "cache_state",
     "deadline_before_rotation",
     "is_auth_failure_code",
@@ -234,6 +241,51 @@ def cache_state(
 def is_auth_failure_code(code: int | None) -> bool:
     """True for MongoDB error codes meaning the user name or password was refused."""
     return code in AUTH_FAILURE_CODES
+
+
+class Failure(enum.Enum):
+    """How an operation failed, as far as running it again is concerned (see ``client.mongo.classify_failure``)."""
+
+    AUTH = "auth"
+    """The database refused the login (18/8000), also when pymongo reports it inside a server selection timeout."""
+    NOT_SENT = "not_sent"
+    """No server was selected, or the client was closed under it: the command never left."""
+    CONNECTION = "connection"
+    """A network error: the command may have run."""
+    OTHER = "other"
+    """Anything else (a duplicate key, a bad query, ...): the application's to handle."""
+
+
+class Retry(enum.Enum):
+    """What ``run`` does after an operation failed (see :func:`after_failure`)."""
+
+    REPAIR = "repair"
+    """Replace the refused client (single flight), then run the operation once more."""
+    RETRY = "retry"
+    """Run the operation once more on the live client."""
+    RAISE = "raise"
+    """Let the error reach the application."""
+
+
+def after_failure(failure: Failure, *, replaced: bool, retry_connection_errors: bool) -> Retry:
+    """Whether an operation that failed is run once more, and how.
+
+    Args:
+        failure: how it failed.
+        replaced: the client it ran on has been replaced (or is being repaired) since.
+        retry_connection_errors: a network error from a replaced client may be
+            retried (reads; not writes, which may have been applied).
+
+    Returns:
+        ``REPAIR`` after a refused login (the command never reached the
+        database); ``RETRY`` when the client was replaced and the command was
+        never sent, or, if allowed, after a network error on it; else ``RAISE``.
+    """
+    if failure is Failure.AUTH:
+        return Retry.REPAIR
+    if replaced and (failure is Failure.NOT_SENT or (retry_connection_errors and failure is Failure.CONNECTION)):
+        return Retry.RETRY
+    return Retry.RAISE
 
 
 def recovery_stages(failed_version: str | None, current_version: str | None) -> tuple[str, ...]:

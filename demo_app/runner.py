@@ -539,7 +539,6 @@ def _start_clients(
             backoff_cap=5.0 * config.demo_seconds_per_real_second,
         ),
         clock=clock.seconds,
-        sleep=clock.sleep,
         mongo_options={
             "maxIdleTimeMS": idle_ms,
             # An operation caught on a client whose login was just refused waits for server selection

@@ -18,7 +18,7 @@ import pytest
 from botocore.config import Config
 from pymongo.errors import PyMongoError
 
-from client import ClientEvent, RefreshPolicy, RotatingMongoClient
+from client import AuthenticationError, ClientEvent, DatabaseError, RefreshPolicy, RotatingMongoClient
 from embedded_stack.stack import APP_DATABASE, DUMMY_AWS_ENV, EmbeddedStack
 from tests.conftest import FakeClock
 from tests.helpers import settle
@@ -68,8 +68,10 @@ def promote(stack: EmbeddedStack, document: dict[str, Any]) -> None:
     )
 
 
-def burst(op: Callable[[], object], *, threads: int = 8, per_thread: int = 20) -> tuple[int, list[str]]:
-    """Run ``op`` from many threads at once; count successes and collect failures."""
+def burst(
+    op: Callable[[], object], *, threads: int = 8, per_thread: int = 20, wait: float = 60.0
+) -> tuple[int, list[str]]:
+    """Run ``op`` from many threads at once; count successes and collect failures (and threads still running)."""
     barrier = threading.Barrier(threads)
     ok: list[int] = []
     failed: list[str] = []
@@ -83,11 +85,13 @@ def burst(op: Callable[[], object], *, threads: int = 8, per_thread: int = 20) -
             except PyMongoError as exc:
                 failed.append(f"{type(exc).__name__}: {getattr(exc, 'code', None)}")
 
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
     for thread in workers:
         thread.start()
+    deadline = time.monotonic() + wait
     for thread in workers:
-        thread.join(60)
+        thread.join(max(0.0, deadline - time.monotonic()))
+    failed.extend("still running" for thread in workers if thread.is_alive())
     return len(ok), failed
 
 
@@ -272,3 +276,92 @@ def test_secrets_manager_stopped_at_expiry_keeps_serving(own_stack: EmbeddedStac
         settle(rc)
         assert rc._gen.retry_at is None  # the next read succeeded
         assert rc.metrics.refreshes == 2
+
+
+def lock_out(stack: EmbeddedStack) -> str:
+    """Give both application users passwords no version of the secret holds; returns the current user's."""
+    password = "locked out :/?#[]@%+ " + secrets.token_hex(4)
+    with stack.admin_client() as admin:
+        for user in ("app", "app_clone"):
+            admin.admin.command("updateUser", user, pwd=password)
+    return password
+
+
+def test_operations_waiting_on_a_refused_client_move_to_the_new_one_at_once(own_stack: EmbeddedStack) -> None:
+    """A burst after a password change ends long before pymongo would let the waiters go (a minute here).
+
+    Before: operations already waiting on the refused client waited out server
+    selection (pymongo marked the server unknown until its next heartbeat)
+    before run() retried them.
+    """
+    with RotatingMongoClient(
+        SECRET_ID,
+        secretsmanager_client=own_stack.secretsmanager_client(),
+        policy=POLICY,
+        mongo_options={"serverSelectionTimeoutMS": 60_000, "heartbeatFrequencyMS": 60_000},
+    ) as rc:
+        rc.run(find_seed)
+        change_password(own_stack, stage="AWSCURRENT")
+        ok, failed = burst(lambda: rc.run(find_seed), wait=30.0)
+        assert failed == []
+        assert ok == 160
+        assert rc.metrics.auth_recoveries == 1
+
+
+def test_a_failed_recovery_fails_fast_then_a_fixed_secret_is_used_by_the_first_call_after_the_gap(
+    own_stack: EmbeddedStack,
+) -> None:
+    clock = FakeClock()
+    policy = RefreshPolicy(refresh_interval=600.0, forced_refresh_gap=30.0)
+    events: list[ClientEvent] = []
+    with RotatingMongoClient(
+        SECRET_ID,
+        secretsmanager_client=own_stack.secretsmanager_client(),
+        policy=policy,
+        clock=clock,
+        # Every operation opens a new connection (a login), as connections churn in production.
+        mongo_options={**MONGO_OPTIONS, "maxIdleTimeMS": 1},
+        on_event=events.append,
+    ) as rc:
+        rc.run(find_seed)
+        refused = rc.client
+        document = current_secret(own_stack)
+        password = lock_out(own_stack)
+        time.sleep(0.01)  # past maxIdleTimeMS: the pooled connection is dropped, the next one logs in
+        with pytest.raises(AuthenticationError, match="recovery failed"):
+            rc.run(find_seed)
+        # Inside the gap: the same error at once, not pymongo's server selection timeout on a poisoned pool.
+        for attempt in (lambda: rc.run(find_seed), lambda: find_seed(rc.database())):
+            with pytest.raises(AuthenticationError, match="retry later"):
+                attempt()
+        promote(own_stack, dict(document, password=password))  # an operator fixes the secret
+        clock.advance(policy.forced_refresh_gap)
+        assert rc.run(find_seed)["_id"] == "seed"  # the first call after the gap, no heartbeat needed
+        assert rc.client is not refused
+        assert [e.kind for e in events if e.kind.startswith("auth_")] == ["auth_recovery_failed", "auth_recovered"]
+
+
+def test_a_subscriber_that_closes_the_client_on_a_switch_does_not_hang_it(own_stack: EmbeddedStack) -> None:
+    seen: list[str] = []
+    rc = RotatingMongoClient(SECRET_ID, secretsmanager_client=own_stack.secretsmanager_client(), policy=POLICY)
+
+    def subscriber(event: ClientEvent) -> None:
+        seen.append(event.kind)
+        if event.kind == "switched":
+            rc.close()
+
+    rc.subscribe(subscriber)
+    document = current_secret(own_stack)
+    passive = "app_clone" if document["username"] == "app" else "app"
+    new = dict(document, username=passive, password="clone :/?#[]@%+ " + secrets.token_hex(4))
+    with own_stack.admin_client() as admin:
+        admin.admin.command("updateUser", passive, pwd=new["password"])
+    promote(own_stack, new)
+    worker = threading.Thread(target=rc.refresh_now, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "close() from a subscriber deadlocked the client"
+    assert seen == ["refreshed", "switched", "closed"]
+    with pytest.raises(DatabaseError, match="closed"):
+        rc.run(find_seed)
+    assert not any(thread.is_alive() for thread in rc._threads)

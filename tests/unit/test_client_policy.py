@@ -13,7 +13,10 @@ from client.policy import (
     AWSPREVIOUS,
     DAY,
     CacheState,
+    Failure,
     RefreshPolicy,
+    Retry,
+    after_failure,
     cache_state,
     deadline_before_rotation,
     is_auth_failure_code,
@@ -177,3 +180,22 @@ def test_deadline_before_rotation() -> None:
     assert deadline_before_rotation(100.0, 50.0, margin=10.0) == 160.0
     assert deadline_before_rotation(100.0, 50.0, margin=-20.0) == 130.0
     assert deadline_before_rotation(100.0, -50.0, margin=0.0) == 100.0  # overdue: now
+
+
+# (how it failed, client replaced since, connection errors retried, what run does)
+AFTER_FAILURE_TABLE = [
+    (Failure.AUTH, False, False, Retry.REPAIR),  # a refused login never reached the database
+    (Failure.AUTH, True, True, Retry.REPAIR),
+    (Failure.NOT_SENT, True, False, Retry.RETRY),  # never left a replaced client: safe for writes too
+    (Failure.NOT_SENT, False, True, Retry.RAISE),  # the live client's own timeout is the application's
+    (Failure.CONNECTION, True, True, Retry.RETRY),  # reads
+    (Failure.CONNECTION, True, False, Retry.RAISE),  # writes: may have been applied
+    (Failure.CONNECTION, False, True, Retry.RAISE),
+    (Failure.OTHER, True, True, Retry.RAISE),
+]
+
+
+@pytest.mark.parametrize("case", AFTER_FAILURE_TABLE)
+def test_after_failure_table(case: tuple[Failure, bool, bool, Retry]) -> None:
+    failure, replaced, retry_connection_errors, expected = case
+    assert after_failure(failure, replaced=replaced, retry_connection_errors=retry_connection_errors) is expected

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from pymongo.errors import AutoReconnect, OperationFailure
+from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
 
 from client import ClientEvent, ClientMetrics, RefreshPolicy, RotatingMongoClient
 from client.credentials import MongoCredentials
@@ -127,12 +127,14 @@ class FakeMongoClient:
         self.credentials = credentials
         self.options = dict(options)
         self.closed = False
+        self.operations = 0
         self.admin = FakeDatabase(self, "admin")
 
     def __getitem__(self, name: str) -> FakeDatabase:
         return FakeDatabase(self, name)
 
     def check(self) -> None:
+        self.operations += 1
         if self.closed:
             raise AssertionError("operation on a closed client")
         if self.server.down:
@@ -201,7 +203,6 @@ def make_client(
         "mongodb-app",
         secretsmanager_client=sm,
         clock=clock,
-        sleep=clock.sleep,
         rng=random.Random(1),
         client_factory=db_server.factory,
         on_event=events.append if events is not None else None,
@@ -499,7 +500,7 @@ def test_secrets_manager_errors_back_off_and_warn_once_per_streak(
     old = rc.database()
     sm.failure = throttled()
     clock.advance(100.0)
-    caplog.set_level(logging.WARNING, logger="client.rotating")
+    caplog.set_level(logging.WARNING, logger="client")
     delays = []
     for _ in range(6):
         assert rc.database() is old  # keeps serving
@@ -639,6 +640,192 @@ def test_failed_recovery_raises_once_and_does_not_loop(
         rc.run(lambda db: db.find_one())
     assert sm.get_calls() > calls
     assert "auth_recovery_failed" in kinds(events)
+
+
+def test_a_failed_recovery_fails_fast_inside_the_gap_without_touching_the_refused_client(
+    rc: RotatingMongoClient, db_server: FakeMongoServer, clock: FakeClock
+) -> None:
+    refused = rc.client
+    db_server.passwords["app"] = "nobody knows"
+    with pytest.raises(AuthenticationError):
+        rc.run(lambda db: db.find_one())
+    used = refused.operations
+    for attempt in (lambda: rc.run(lambda db: db.find_one()), rc.database, lambda: rc.client):
+        with pytest.raises(AuthenticationError, match="retry later"):
+            attempt()
+    assert refused.operations == used, "an operation ran on the client whose login was refused"
+
+
+def test_a_fixed_secret_is_picked_up_by_the_first_call_after_the_gap(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock
+) -> None:
+    refused = rc.client
+    db_server.passwords["app"] = "reset by an admin"
+    with pytest.raises(AuthenticationError):
+        rc.run(lambda db: db.find_one())
+    sm.put(secret_string("app", "reset by an admin"))  # someone fixes the secret
+    clock.advance(POLICY.forced_refresh_gap)
+    assert rc.run(lambda db: db.find_one()) == {"user": "app"}
+    assert rc.client is not refused
+    assert refused.closed
+
+
+def test_a_database_that_accepts_the_same_credentials_again_gets_a_fresh_client(
+    rc: RotatingMongoClient, db_server: FakeMongoServer, clock: FakeClock
+) -> None:
+    """pymongo cleared the refused client's pool: the same login on a new client, never the poisoned one."""
+    refused = rc.client
+    db_server.passwords["app"] = "changed for a moment"
+    with pytest.raises(AuthenticationError):
+        rc.run(lambda db: db.find_one())
+    db_server.passwords["app"] = "pw-1"  # the password was put back
+    clock.advance(POLICY.forced_refresh_gap)
+    assert rc.database().find_one() == {"user": "app"}
+    assert rc.client is not refused
+    assert rc.credentials.password == "pw-1"
+
+
+def test_a_refused_login_inside_a_server_selection_timeout_is_recovered(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, db_server: FakeMongoServer, events: list[ClientEvent]
+) -> None:
+    """pymongo reports a login refused on another thread as a server selection timeout quoting code 18."""
+    sm.put(secret_string("app", "pw-new"))
+    db_server.passwords["app"] = "pw-new"
+    old = rc.client
+
+    def op(db: Any) -> Any:
+        if db.client is old:
+            raise ServerSelectionTimeoutError(
+                "authentication failed, full error: {'ok': 0.0, 'errmsg': 'authentication failed', 'code': 18, "
+                "'codeName': 'AuthenticationFailed'}, Timeout: 2.0s"
+            )
+        return db.find_one()
+
+    assert rc.run(op) == {"user": "app"}
+    assert "auth_recovered" in kinds(events)
+
+
+def test_callers_wait_for_the_repair_instead_of_running_on_the_refused_client(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, db_server: FakeMongoServer
+) -> None:
+    refused = rc.client
+    before = refused.operations  # the login check
+    sm.put(secret_string("app", "pw-new"))
+    db_server.passwords["app"] = "pw-new"
+    sm.gate = threading.Event()
+    sm.entered.clear()
+    results: list[Any] = []
+    first = threading.Thread(target=lambda: results.append(rc.run(lambda db: db.find_one())))
+    first.start()
+    assert sm.entered.wait(5)  # the repair is reading the secret
+    assert refused.operations == before + 1
+    others = [threading.Thread(target=lambda: results.append(rc.run(lambda db: db.find_one()))) for _ in range(4)]
+    for thread in others:
+        thread.start()
+    sm.gate.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert results == [{"user": "app"}] * 5
+    assert refused.operations == before + 1, "callers ran on the refused client instead of waiting for the repair"
+    assert refused.closed
+
+
+def test_the_refused_client_is_closed_at_once_even_with_operations_still_running_on_it(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, db_server: FakeMongoServer
+) -> None:
+    """Its pool was cleared and its server marked unknown: whoever waits on it must give up now."""
+    refused = rc.client
+    inside = threading.Event()
+    release = threading.Event()
+
+    def slow(db: Any) -> None:
+        inside.set()
+        assert release.wait(10)
+
+    worker = threading.Thread(target=lambda: rc.run(slow))
+    worker.start()
+    assert inside.wait(5)
+    sm.put(secret_string("app", "pw-new"))
+    db_server.passwords["app"] = "pw-new"
+    assert rc.run(lambda db: db.find_one()) == {"user": "app"}
+    for thread in list(rc._threads):
+        thread.join(10)
+    assert refused.closed, "the refused client waited for the operations running on it"
+    release.set()
+    worker.join(10)
+
+
+def test_a_subscriber_may_call_close_and_refresh_now(
+    sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock
+) -> None:
+    calls: list[str] = []
+    rc = make_client(sm, db_server, clock)
+
+    def subscriber(event: ClientEvent) -> None:
+        calls.append(event.kind)
+        if event.kind == "switched":
+            rc.refresh_now()  # re-enters the client from inside a delivery
+            rc.close()
+
+    rc.subscribe(subscriber)
+    sm.put(secret_string("app_clone", "pw-2"))
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (rc.refresh_now(), done.set()))
+    worker.start()
+    worker.join(10)
+    assert done.is_set(), "a subscriber calling the client deadlocked it"
+    assert calls == ["refreshed", "switched", "refreshed", "closed"]
+    with pytest.raises(DatabaseError, match="closed"):
+        rc.database()
+
+
+def test_a_subscriber_may_close_the_client_from_a_background_refresh(
+    sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock
+) -> None:
+    rc = make_client(sm, db_server, clock)
+    closed = threading.Event()
+    rc.subscribe(lambda event: rc.close() if event.kind == "switched" else None)
+    rc.subscribe(lambda event: closed.set() if event.kind == "closed" else None)
+    sm.put(secret_string("app_clone", "pw-2"))
+    clock.advance(100.0)
+    rc.database()  # starts the refresh thread, which delivers the events
+    assert closed.wait(10), "close() from a subscriber on the refresh thread hung"
+    for thread in list(rc._threads):
+        thread.join(10)
+    assert all(client.closed for client in db_server.built)
+
+
+def test_overlapping_refresh_now_calls_share_one_read(
+    rc: RotatingMongoClient, sm: FakeSecretsManager, db_server: FakeMongoServer
+) -> None:
+    sm.put(secret_string("app_clone", "pw-2"))
+    sm.gate = threading.Event()
+    sm.entered.clear()
+    results: list[bool] = []
+    first = threading.Thread(target=lambda: results.append(rc.refresh_now()))
+    first.start()
+    assert sm.entered.wait(5)  # one read is in flight
+    tickets = threading.Semaphore(0)
+    take_ticket = rc._core.read_ticket
+
+    def counting_ticket() -> int:
+        ticket = take_ticket()
+        tickets.release()
+        return ticket
+
+    rc._core.read_ticket = counting_ticket  # type: ignore[method-assign]
+    others = [threading.Thread(target=lambda: results.append(rc.refresh_now())) for _ in range(7)]
+    for thread in others:
+        thread.start()
+    for _ in others:
+        assert tickets.acquire(timeout=5)  # every overlapping caller has asked
+    sm.gate.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    # The read in flight, plus one that starts after the seven calls, which they share.
+    assert sm.get_calls() == 1 + 2
+    assert results == [True] * 8
+    assert len(db_server.built) == 2
 
 
 def test_other_errors_are_not_retried(rc: RotatingMongoClient) -> None:

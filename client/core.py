@@ -1,0 +1,875 @@
+"""The rotating client's core: every decision it makes, written once, without I/O.
+
+:class:`~client.rotating.RotatingMongoClient` (threads) and
+:class:`~client.async_rotating.AsyncRotatingMongoClient` (asyncio) are thin
+shells around one :class:`ClientCore`. The core holds the state (the live
+:class:`Generation`, the counters, the failure streak, the failed-recovery
+gap, the events waiting for delivery) and makes every decision; the shells
+own the locks, the threads or tasks, and the I/O.
+
+The flows are generators that never touch the network ("sans I/O"):
+:meth:`ClientCore.start`, :meth:`ClientCore.refresh` and
+:meth:`ClientCore.recover` yield requests and receive the answers::
+
+    ReadSecret(stage)               -> SecretVersion   GetSecretValue
+    BuildClient(credentials)        -> client          pymongo's constructor (no I/O)
+    CheckLogin(client, credentials) -> None            a ping as that user
+    CloseClient(client)             -> None            a client that failed its check
+    Retire(generation, at_once)     -> None            close a replaced client: at once
+                                                       after a refused login, else when
+                                                       its runs are done + a grace period
+
+A failed request is thrown back into the flow, which decides what the
+failure means. The threaded shell answers with blocking calls
+(:func:`drive`), the asyncio shell with awaits (:func:`drive_async`): which
+stages are tried after an authentication failure, the backoff, what is
+counted and which event goes out are the same code for both.
+
+Between flows the shells ask the core: :meth:`ClientCore.due` (the slow
+path: serve, or refresh in the background), :meth:`ClientCore.refuse` and
+:meth:`ClientCore.raise_if_refused` (a refused generation is repaired before
+anything runs on it again, or fails fast inside ``forced_refresh_gap``),
+:func:`~client.policy.after_failure` (what ``run`` does with an error) and
+:meth:`ClientCore.read_ticket` (overlapping ``refresh_now`` calls share a read).
+
+Events are queued while the shells hold their locks and delivered by
+:meth:`EventHub.deliver` once they released them: a subscriber may call any
+public method, ``close()`` included.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import math
+import random
+import threading
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
+
+from client.credentials import MongoCredentials, parse_secret
+from client.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DatabaseError,
+    SecretFormatError,
+    SecretNotFoundError,
+    SecretsManagerError,
+    SecretSwitchError,
+)
+from client.events import ClientEvent, ClientMetrics, EventKind
+from client.policy import (
+    AWSCURRENT,
+    AWSPENDING,
+    AWSPREVIOUS,
+    DAY,
+    CacheState,
+    RefreshPolicy,
+    cache_state,
+    deadline_before_rotation,
+    recovery_stages,
+    rotation_schedule_warning,
+)
+from client.secretsmanager import RotationSchedule, SecretVersion
+
+__all__ = [
+    "IMMEDIATE_READS",
+    "IMMEDIATE_WRITES",
+    "BuildClient",
+    "CheckLogin",
+    "ClientCore",
+    "CloseClient",
+    "EventHub",
+    "Generation",
+    "InFlight",
+    "Plan",
+    "ReadSecret",
+    "Request",
+    "Retire",
+    "ScheduleCheck",
+    "check_arguments",
+    "drive",
+    "drive_async",
+    "no_database_error",
+]
+
+_log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+C = TypeVar("C")  # the client type: MongoClient or AsyncMongoClient
+D = TypeVar("D")  # its database type: Database or AsyncDatabase
+
+
+# Collection methods that send their command when called, split by whether a
+# retry after a connection error is harmless. After a refused login every one
+# of them is retried: the command was never sent.
+IMMEDIATE_READS = frozenset(
+    {"find_one", "count_documents", "estimated_document_count", "distinct", "list_indexes", "index_information"}
+)
+IMMEDIATE_WRITES = frozenset(
+    {
+        "insert_one", "insert_many", "update_one", "update_many", "replace_one", "delete_one", "delete_many",
+        "find_one_and_update", "find_one_and_replace", "find_one_and_delete", "bulk_write", "aggregate",
+        "create_index", "create_indexes", "drop_index", "drop_indexes",
+    }
+)  # fmt: skip
+
+
+def check_arguments(secret_id: object, database: object, close_grace: float) -> None:
+    """The constructor checks both rotating clients share.
+
+    Raises:
+        ConfigurationError: an argument is wrong.
+    """
+    if not isinstance(secret_id, str) or not secret_id:
+        raise ConfigurationError("secret_id must be a non-empty secret name or ARN")
+    if close_grace < 0:
+        raise ConfigurationError(f"close_grace must not be negative, got {close_grace!r}")
+    if database is not None and (not isinstance(database, str) or not database.strip()):
+        raise ConfigurationError(f"database must be a non-empty database name, got {database!r}")
+
+
+def no_database_error(secret_id: str, client_class: str) -> ConfigurationError:
+    """The error for an application database nobody named."""
+    return ConfigurationError(
+        f"no application database for secret {secret_id!r}: it has no 'dbname'; pass "
+        f"{client_class}(..., database='mydb') or a name to database()/run()/collection()"
+    )
+
+
+# -- requests ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSecret:
+    """``GetSecretValue`` of the version with this staging label; answer: a ``SecretVersion``."""
+
+    stage: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuildClient:
+    """Build a client that logs in with ``credentials``; answer: the client."""
+
+    credentials: MongoCredentials
+
+
+@dataclass(frozen=True, slots=True)
+class CheckLogin:
+    """Check that ``client`` logs in (a ``ping``); answer: ``None`` or a thrown error."""
+
+    client: Any
+    credentials: MongoCredentials
+
+
+@dataclass(frozen=True, slots=True)
+class CloseClient:
+    """Close a client that never served anything (its check failed)."""
+
+    client: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Retire:
+    """Close a replaced generation's client.
+
+    ``at_once`` after a refused login: pymongo cleared its pool and marked the
+    server unknown, so operations waiting on it must give up now and be
+    retried on the new client. Otherwise: once the ``run`` calls on it are
+    done and the grace period has passed.
+    """
+
+    generation: Generation[Any, Any]
+    at_once: bool
+
+
+Request = ReadSecret | BuildClient | CheckLogin | CloseClient | Retire
+Plan = Generator[Request, Any, R]
+
+
+def drive(plan: Plan[R], perform: Callable[[Request], Any]) -> R:
+    """Run a flow with blocking I/O: answer each request with ``perform(request)``."""
+    answer: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            request = plan.throw(error) if error is not None else plan.send(answer)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        answer, error = None, None
+        try:
+            answer = perform(request)
+        except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
+            error = exc
+
+
+async def drive_async(plan: Plan[R], perform: Callable[[Request], Awaitable[Any]]) -> R:
+    """Run a flow with asyncio: answer each request with ``await perform(request)``."""
+    answer: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            request = plan.throw(error) if error is not None else plan.send(answer)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        answer, error = None, None
+        try:
+            answer = await perform(request)
+        except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
+            error = exc
+
+
+# -- small thread-safe parts ---------------------------------------------------------------
+
+
+class InFlight:
+    """Counts the ``run`` calls on one client, so it is closed only when idle.
+
+    Once :meth:`close_if_idle` succeeded (or :meth:`refuse` was called),
+    :meth:`enter` refuses: a caller that read the generation just before it
+    was retired moves to the live one instead of a client about to close.
+    Thread-safe; the asyncio shell uses it from its loop only.
+    """
+
+    __slots__ = ("_closing", "_count", "_lock", "_on_idle")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._closing = False
+        self._on_idle: list[Callable[[], None]] = []
+
+    @property
+    def closing(self) -> bool:
+        """True once new calls are refused."""
+        return self._closing
+
+    def enter(self) -> bool:
+        with self._lock:
+            if self._closing:
+                return False
+            self._count += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._count -= 1
+            callbacks, self._on_idle = (self._on_idle, []) if self._count == 0 else ([], self._on_idle)
+        for callback in callbacks:
+            callback()
+
+    def notify_when_idle(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once no call runs (now, if none does)."""
+        with self._lock:
+            if self._count:
+                self._on_idle.append(callback)
+                return
+        callback()
+
+    def close_if_idle(self) -> bool:
+        """Refuse new calls if none runs now; True if it did."""
+        with self._lock:
+            if self._count == 0:
+                self._closing = True
+            return self._closing and self._count == 0
+
+    def refuse(self) -> None:
+        """Refuse new calls, whether or not some still run."""
+        with self._lock:
+            self._closing = True
+
+
+class EventHub:
+    """Subscribers, and the events waiting to reach them.
+
+    :meth:`emit` only queues, so the core may emit while a shell holds a lock;
+    the shells call :meth:`deliver` once they released every lock. One thread
+    delivers at a time, in order; a subscriber that causes an event (it
+    called ``refresh_now()`` from its callback) has it delivered right after
+    its own callback returns, by the same loop.
+    """
+
+    def __init__(self, secret_id: str, clock: Callable[[], float]) -> None:
+        self._secret_id = secret_id
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._delivering = threading.Lock()
+        self._pending: collections.deque[ClientEvent] = collections.deque()
+        self._subscribers: tuple[Callable[[ClientEvent], None], ...] = ()
+
+    def subscribe(self, callback: Callable[[ClientEvent], None]) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers = (*self._subscribers, callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = tuple(cb for cb in self._subscribers if cb is not callback)
+
+        return unsubscribe
+
+    def emit(self, kind: EventKind, **fields: Any) -> None:
+        self._pending.append(ClientEvent(kind=kind, at=self._clock(), **fields))
+
+    def deliver(self) -> None:
+        """Hand the queued events to the subscribers (call with no lock of the client held)."""
+        while self._pending:
+            if not self._delivering.acquire(blocking=False):
+                return  # another thread (or an outer call of this one) is delivering them
+            try:
+                while True:
+                    try:
+                        event = self._pending.popleft()
+                    except IndexError:
+                        break
+                    for callback in self._subscribers:
+                        try:
+                            callback(event)
+                        except Exception:  # noqa: BLE001 - a subscriber must never break the client
+                            _log.exception(
+                                "secret %s: event subscriber %r failed on %s", self._secret_id, callback, event.kind
+                            )
+            finally:
+                self._delivering.release()
+
+
+# -- state -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Generation(Generic[C, D]):
+    """One client with its credentials and schedule: replaced, never changed.
+
+    Attributes:
+        number: 1 for the first client, +1 for each switch.
+        refused: the database refused this client's login and no other client
+            replaced it yet: nothing runs on it until it is repaired.
+        check_at: the hot path's single comparison, the next time anything
+            must be looked at (``-inf`` while refused or closed).
+    """
+
+    number: int
+    credentials: MongoCredentials
+    client: C
+    default_database: D | None
+    fetched_at: float
+    refresh_at: float
+    expires_at: float
+    retry_at: float | None
+    check_at: float
+    refused: bool = False
+    in_flight: InFlight = field(default_factory=InFlight)
+    databases: dict[str, D] = field(default_factory=dict)
+
+    def database(self, name: str) -> D:
+        db = self.databases.get(name)
+        if db is None:
+            # A racing caller may build the same handle: both are equivalent.
+            db = self.databases.setdefault(name, self.client[name])  # type: ignore[index]
+        return db
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleCheck:
+    """The result of ``check_rotation_schedule()``.
+
+    Attributes:
+        rotation_enabled: whether the secret rotates automatically.
+        rotation_interval: the rotation interval in seconds, if readable.
+        next_rotation: the next rotation date (UTC), if Secrets Manager gave one.
+        warning: why the refresh interval is unsafe, or ``None``.
+        deadline: the refresh deadline (client clock) now in force, if derived.
+    """
+
+    rotation_enabled: bool
+    rotation_interval: float | None
+    next_rotation: dt.datetime | None
+    warning: str | None
+    deadline: float | None
+
+
+class ClientCore(Generic[C, D]):
+    """The state and decisions of one rotating client (see the module docstring).
+
+    Not a public class: the shells serialize the flows (one at a time) and
+    call the rest from any thread; the generation is published with one
+    attribute store, and ``on_publish`` mirrors it into the shell's hot path.
+
+    Args:
+        secret_id: the secret's name or ARN.
+        database: the application's default database, or ``None`` for the secret's ``dbname``.
+        policy: refresh interval, jitter, backoff and forced-refresh gap.
+        clock: monotonic seconds.
+        rng: the source of jitter.
+        on_publish: called with every generation made live (under the core's publish lock).
+    """
+
+    def __init__(
+        self,
+        secret_id: str,
+        *,
+        database: str | None,
+        policy: RefreshPolicy,
+        clock: Callable[[], float],
+        rng: random.Random,
+        on_publish: Callable[[Generation[C, D]], None],
+    ) -> None:
+        self.secret_id = secret_id
+        self.database_name = database
+        self.policy = policy
+        self.clock = clock
+        self.events = EventHub(secret_id, clock)
+        self._rng = rng
+        self._on_publish = on_publish
+        self._publish_lock = threading.Lock()
+        self._counters_lock = threading.Lock()
+        self._counters: dict[str, int] = dict.fromkeys(ClientMetrics.__dataclass_fields__, 0)
+        self._gen: Generation[C, D] | None = None
+        self._closed = False
+        self._failures = 0  # failed refreshes in the current streak
+        self._built = 0
+        self._deadline_cap: float | None = None
+        self._failed_recovery: tuple[int, float] | None = None  # (generation number, when)
+        self._reads_started = 0
+        self._reads_done = 0
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def gen(self) -> Generation[C, D]:
+        if self._gen is None:
+            raise DatabaseError(f"the client for secret {self.secret_id!r} has not started")
+        return self._gen
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def metrics(self, api_calls: int) -> ClientMetrics:
+        with self._counters_lock:
+            counters = dict(self._counters)
+        counters["api_calls"] = api_calls
+        counters["generation"] = self._built
+        return ClientMetrics(**counters)
+
+    def count(self, name: str) -> None:
+        with self._counters_lock:
+            self._counters[name] += 1
+
+    def ensure_open(self) -> None:
+        if self._closed:
+            raise DatabaseError(f"the rotating client for secret {self.secret_id!r} is closed")
+
+    def close(self) -> Generation[C, D]:
+        """Mark the client closed: every later call takes the slow path, which refuses."""
+        self._closed = True
+        return self._update()
+
+    def _install(self, gen: Generation[C, D]) -> None:
+        with self._publish_lock:
+            if self._closed:
+                gen = replace(gen, check_at=-math.inf)
+            self._gen = gen
+            self._on_publish(gen)
+
+    def _update(self, **changes: Any) -> Generation[C, D]:
+        """Republish the live generation with ``changes`` (a refused or closed one stays off the hot path)."""
+        with self._publish_lock:
+            gen = replace(self.gen, **changes)
+            if gen.refused or self._closed:
+                gen = replace(gen, check_at=-math.inf)
+            self._gen = gen
+            self._on_publish(gen)
+            return gen
+
+    def _new_generation(self, credentials: MongoCredentials, client: C, now: float) -> Generation[C, D]:
+        self._built += 1
+        refresh_at, expires_at = self._schedule(now)
+        default_name = self.database_name or credentials.database
+        default_database: D | None = client[default_name] if default_name else None  # type: ignore[index]
+        return Generation(
+            number=self._built,
+            credentials=credentials,
+            client=client,
+            default_database=default_database,
+            fetched_at=now,
+            refresh_at=refresh_at,
+            expires_at=expires_at,
+            retry_at=None,
+            check_at=refresh_at,
+        )
+
+    def _schedule(self, now: float) -> tuple[float, float]:
+        refresh_at = self.policy.next_refresh_at(now, self._rng)
+        if self._deadline_cap is not None:
+            if now < self._deadline_cap:
+                refresh_at = min(refresh_at, self._deadline_cap)
+            else:
+                self._deadline_cap = None
+        return refresh_at, self.policy.expires_at(now)
+
+    def _parse(self, version: SecretVersion) -> MongoCredentials:
+        return parse_secret(version.secret_string, secret_id=self.secret_id, version_id=version.version_id)
+
+    # -- decisions between flows ---------------------------------------------------------------
+
+    def due(self, gen: Generation[C, D], now: float) -> bool:
+        """Past ``check_at`` (the caller holds the single-flight slot): True when a refresh must start.
+
+        Due or past the upper bound, the refresh runs in the background and
+        the current client keeps serving: the cached user stays valid until
+        the rotation after the one that replaced it, and a refused login
+        repairs the client at once. Otherwise (a forced refresh failed and its
+        retry time passed, or a deadline moved) ``check_at`` moves to the next
+        deadline so the hot path stops coming here.
+        """
+        state = cache_state(
+            now, has_value=True, refresh_at=gen.refresh_at, expires_at=gen.expires_at, retry_at=gen.retry_at
+        )
+        if state in (CacheState.FRESH, CacheState.BACKING_OFF):
+            next_check = gen.retry_at if state is CacheState.BACKING_OFF and gen.retry_at else gen.refresh_at
+            if gen is self._gen:
+                self._update(check_at=next_check)
+            return False
+        return True
+
+    def refuse(self, gen: Generation[C, D]) -> None:
+        """The database refused ``gen``'s login: take it off the hot path until it is repaired."""
+        self.count("auth_failures")
+        with self._publish_lock:
+            live = self._gen
+            if live is None or live.number != gen.number or live.refused:
+                return
+            live = replace(live, refused=True, check_at=-math.inf)
+            self._gen = live
+            self._on_publish(live)
+
+    def raise_if_refused(self, gen: Generation[C, D], cause: BaseException | None = None) -> None:
+        """Fail fast when ``gen``'s recovery failed less than ``forced_refresh_gap`` ago.
+
+        Raises:
+            AuthenticationError: nothing logs in yet; retry after the gap.
+        """
+        failed = self._failed_recovery
+        if failed is not None and failed[0] == gen.number and self.clock() - failed[1] < self.policy.forced_refresh_gap:
+            raise self._auth_error(gen, "no version of the secret logs in (retry later)") from cause
+
+    def read_ticket(self) -> int:
+        """The number of the first read of the secret that starts after this call."""
+        return self._reads_started + 1
+
+    def read_done(self, ticket: int) -> bool:
+        """True when the read ``ticket`` names (or a later one) has finished."""
+        return self._reads_done >= ticket
+
+    def schedule_check(
+        self,
+        schedule: RotationSchedule,
+        *,
+        derive_deadline: bool,
+        margin: float,
+        clock_per_wall_second: float,
+        wall_now: dt.datetime | None,
+    ) -> ScheduleCheck:
+        """Compare the policy with the secret's rotation schedule; maybe cap the next refresh."""
+        # In the clock's own days: a demo that compresses time compresses both.
+        interval = schedule.interval_days * DAY if schedule.interval_days else None
+        window = schedule.window_hours * 3600.0 if schedule.window_hours else DAY
+        warning = rotation_schedule_warning(self.policy, interval, rotation_window=window) if schedule.enabled else None
+        if warning is not None:
+            _log.warning("secret %s: %s", self.secret_id, warning)
+            self.events.emit("schedule_warning", message=warning)
+        deadline: float | None = None
+        if derive_deadline and schedule.enabled and schedule.next_rotation is not None:
+            now_wall = wall_now if wall_now is not None else dt.datetime.now(dt.UTC)
+            seconds = (schedule.next_rotation - now_wall).total_seconds() * clock_per_wall_second
+            deadline = deadline_before_rotation(self.clock(), seconds, margin=margin)
+            self._deadline_cap = deadline
+            gen = self.gen
+            if deadline < gen.refresh_at:
+                self._update(refresh_at=deadline, check_at=min(gen.check_at, deadline))
+        return ScheduleCheck(
+            rotation_enabled=schedule.enabled,
+            rotation_interval=interval,
+            next_rotation=schedule.next_rotation,
+            warning=warning,
+            deadline=deadline,
+        )
+
+    # -- flows -----------------------------------------------------------------------------------
+
+    def start(self) -> Plan[Generation[C, D]]:
+        """The first generation: ``AWSCURRENT``, or (started mid-rotation) ``AWSPENDING``/``AWSPREVIOUS``.
+
+        Raises (into the shell):
+            SecretsManagerError, SecretFormatError: the first read failed.
+            AuthenticationError: no version of the secret logs in.
+        """
+        now = self.clock()
+        credentials = self._parse((yield ReadSecret(AWSCURRENT)))
+        stage = AWSCURRENT
+        try:
+            client = yield from self._open(credentials, allow_unreachable=True)
+        except AuthenticationError as refused:
+            # Started in the middle of a rotation (or after one was rolled
+            # back): the database may already expect another version.
+            errors = [f"{AWSCURRENT}: {refused}"]
+            for stage in recovery_stages(credentials.version_id, credentials.version_id):
+                try:
+                    candidate = self._parse((yield ReadSecret(stage)))
+                    if candidate == credentials:
+                        errors.append(f"{stage}: same credentials")
+                        continue
+                    client = yield from self._open(candidate)
+                except SecretSwitchError as exc:
+                    errors.append(f"{stage}: {exc}")
+                    continue
+                credentials = candidate
+                break
+            else:
+                raise AuthenticationError("; ".join(errors)) from refused
+        self.count("refreshes")
+        gen = self._new_generation(credentials, client, now)
+        self._install(gen)
+        self.events.emit("refreshed", to_user=credentials.username, to_version=credentials.version_id, stage=stage)
+        return gen
+
+    def refresh(self, *, reason: str) -> Plan[bool]:
+        """Read ``AWSCURRENT`` and switch if it changed; True if it switched.
+
+        Whatever goes wrong, the current client stays and the next attempt
+        waits for the backoff: an unexpected error must never leave
+        ``check_at`` in the past (every caller would start a refresh).
+        """
+        self._reads_started += 1
+        try:
+            return (yield from self._refresh(reason))
+        except Exception as exc:  # noqa: BLE001 - backstop, see above
+            # Only the type: a third-party message could quote the secret.
+            _log.error("secret %s: %s refresh failed unexpectedly (%s)", self.secret_id, reason, type(exc).__name__)
+            self.count("refresh_failures")
+            self._back_off(self.gen, self.clock(), "refresh_failed", f"unexpected {type(exc).__name__}")
+            return False
+        finally:
+            self._reads_done += 1
+
+    def _refresh(self, reason: str) -> Plan[bool]:
+        gen = self.gen
+        now = self.clock()
+        try:
+            version: SecretVersion = yield ReadSecret(AWSCURRENT)
+        except SecretsManagerError as exc:
+            self.count("refresh_failures")
+            self._back_off(gen, now, "refresh_failed", str(exc))
+            return False
+        try:
+            credentials = self._parse(version)
+        except SecretFormatError as exc:
+            self.count("malformed_secrets")
+            self._back_off(gen, now, "malformed_secret", str(exc), version=version)
+            return False
+        self.count("refreshes")
+        self.events.emit("refreshed", to_user=credentials.username, to_version=version.version_id, stage=AWSCURRENT)
+        if credentials == gen.credentials:
+            self._end_failure_streak()
+            refresh_at, expires_at = self._schedule(now)
+            self._update(
+                credentials=credentials,
+                fetched_at=now,
+                refresh_at=refresh_at,
+                expires_at=expires_at,
+                retry_at=None,
+                check_at=refresh_at,
+            )
+            _log.debug("secret %s: %s refresh, unchanged (version %s)", self.secret_id, reason, version.version_id)
+            return False
+        try:
+            client = yield from self._open(credentials)
+        except SecretSwitchError as exc:
+            self.count("check_failures")
+            self._back_off(gen, now, "check_failed", str(exc), version=version, user=credentials.username)
+            return False
+        self._end_failure_streak()
+        yield from self._swap(self.gen, credentials, client, now, kind="switched", stage=AWSCURRENT, reason=reason)
+        return True
+
+    def recover(self, failed: Generation[C, D], cause: BaseException | None = None) -> Plan[Generation[C, D]]:
+        """Replace ``failed``'s client after the database refused its login.
+
+        Re-reads ``AWSCURRENT``; if it has not changed, tries ``AWSPENDING``
+        then ``AWSPREVIOUS``, and last the same credentials on a fresh client
+        (pymongo cleared the refused client's pool; the database may accept
+        them again). Never a loop: a failure is not retried within
+        ``forced_refresh_gap``.
+
+        Raises (into the shell):
+            AuthenticationError: nothing logs in (chained from ``cause``).
+            DatabaseError: the client was closed.
+        """
+        live = self.gen
+        if live.number != failed.number:
+            return live  # another caller already replaced it
+        self.ensure_open()
+        self.raise_if_refused(live, cause)
+        now = self.clock()
+        try:
+            new = yield from self._recover(live, now)
+        except SecretSwitchError as exc:
+            self._failed_recovery = (live.number, now)
+            self.events.emit(
+                "auth_recovery_failed",
+                from_user=live.credentials.username,
+                from_version=live.credentials.version_id,
+                message=str(exc),
+            )
+            raise self._auth_error(live, str(exc)) from cause if cause is not None else exc
+        self._failed_recovery = None
+        return new
+
+    def _recover(self, failed: Generation[C, D], now: float) -> Plan[Generation[C, D]]:
+        current_version: SecretVersion = yield ReadSecret(AWSCURRENT)
+        current = self._parse(current_version)
+        self.count("refreshes")
+        stages = recovery_stages(failed.credentials.version_id, current.version_id)
+        if current == failed.credentials:
+            # AWSCURRENT is what the database just refused (whatever its version id says).
+            stages = (AWSPENDING, AWSPREVIOUS)
+        errors: list[str] = []
+        for stage in stages:
+            try:
+                credentials = current if stage == AWSCURRENT else self._parse((yield ReadSecret(stage)))
+            except SecretNotFoundError:
+                errors.append(f"{stage}: no such version")
+                continue
+            except SecretSwitchError as exc:
+                errors.append(f"{stage}: {exc}")
+                continue
+            if credentials == failed.credentials:
+                errors.append(f"{stage}: same credentials")
+                continue
+            try:
+                client = yield from self._open(credentials)
+            except SecretSwitchError as exc:
+                errors.append(f"{stage}: {exc}")
+                continue
+            return (yield from self._recovered(failed, credentials, client, now, stage))
+        if current == failed.credentials:
+            try:
+                client = yield from self._open(current)
+            except SecretSwitchError as exc:
+                errors.append(f"{AWSCURRENT} on a new client: {exc}")
+            else:
+                return (yield from self._recovered(failed, current, client, now, AWSCURRENT))
+        raise AuthenticationError("; ".join(errors) or "no candidate version")
+
+    def _recovered(
+        self, failed: Generation[C, D], credentials: MongoCredentials, client: C, now: float, stage: str
+    ) -> Plan[Generation[C, D]]:
+        self._end_failure_streak()
+        return (
+            yield from self._swap(
+                failed, credentials, client, now, kind="auth_recovered", stage=stage, reason="authentication failure"
+            )
+        )
+
+    def _open(self, credentials: MongoCredentials, *, allow_unreachable: bool = False) -> Plan[C]:
+        """Build a client and check its login; a client that fails is closed, never leaked."""
+        client: C = yield BuildClient(credentials)
+        try:
+            yield CheckLogin(client, credentials)
+        except SecretSwitchError as exc:
+            if allow_unreachable and not isinstance(exc, AuthenticationError):
+                # At start-up a database that is down is the application's
+                # problem, not ours: pymongo reconnects by itself.
+                _log.warning("secret %s: first login check failed: %s", self.secret_id, exc)
+                return client
+            yield CloseClient(client)
+            raise
+        return client
+
+    def _swap(
+        self,
+        old: Generation[C, D],
+        credentials: MongoCredentials,
+        client: C,
+        now: float,
+        *,
+        kind: EventKind,
+        stage: str,
+        reason: str,
+    ) -> Plan[Generation[C, D]]:
+        new = self._new_generation(credentials, client, now)
+        self._install(new)
+        self.count("switches")
+        if kind == "auth_recovered":
+            self.count("auth_recoveries")
+        _log.info(
+            "secret %s: switched MongoDB user %s (version %s) -> %s (version %s, %s) after %s",
+            self.secret_id,
+            old.credentials.username,
+            old.credentials.version_id,
+            credentials.username,
+            credentials.version_id,
+            stage,
+            reason,
+        )
+        yield Retire(old, at_once=kind == "auth_recovered")
+        # The demo and dashboards count switches: a recovery is announced as one too.
+        for event_kind in (kind, "switched") if kind == "auth_recovered" else (kind,):
+            self.events.emit(
+                event_kind,
+                from_user=old.credentials.username,
+                to_user=credentials.username,
+                from_version=old.credentials.version_id,
+                to_version=credentials.version_id,
+                stage=stage,
+                message=reason,
+            )
+        return new
+
+    def _back_off(
+        self,
+        gen: Generation[C, D],
+        now: float,
+        kind: EventKind,
+        message: str,
+        *,
+        version: SecretVersion | None = None,
+        user: str | None = None,
+    ) -> None:
+        self._failures += 1
+        retry_at = now + self.policy.backoff_delay(self._failures, self._rng)
+        if self.gen.number == gen.number:
+            self._update(retry_at=retry_at, check_at=retry_at)
+        if self._failures == 1:
+            _log.warning(
+                "secret %s: %s; keeping user %s (version %s), retrying with backoff",
+                self.secret_id,
+                message,
+                gen.credentials.username,
+                gen.credentials.version_id,
+            )
+        else:
+            _log.debug("secret %s: still failing (%d in a row): %s", self.secret_id, self._failures, message)
+        self.events.emit(
+            kind,
+            from_user=gen.credentials.username,
+            from_version=gen.credentials.version_id,
+            to_user=user,
+            to_version=version.version_id if version is not None else None,
+            stage=AWSCURRENT,
+            message=message,
+            failures=self._failures,
+        )
+
+    def _end_failure_streak(self) -> None:
+        if self._failures:
+            _log.info("secret %s: recovered after %d failed refreshes", self.secret_id, self._failures)
+        self._failures = 0
+
+    def _auth_error(self, failed: Generation[C, D], why: str) -> AuthenticationError:
+        return AuthenticationError(
+            f"MongoDB refused user {failed.credentials.username!r} (version {failed.credentials.version_id}) "
+            f"of secret {self.secret_id!r} and recovery failed: {why}"
+        )
