@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from client.async_rotating import AsyncRecoveringCollection, AsyncRotatingMongoClient
+from client.core import ScheduleCheck
 from client.credentials import MongoCredentials, parse_secret
 from client.errors import (
     AuthenticationError,
@@ -14,9 +16,11 @@ from client.errors import (
 )
 from client.events import ClientEvent, ClientMetrics
 from client.policy import CacheState, RefreshPolicy
-from client.rotating import RecoveringCollection, RotatingMongoClient, ScheduleCheck
+from client.rotating import RecoveringCollection, RotatingMongoClient
 
 __all__ = [
+    "AsyncRecoveringCollection",
+    "AsyncRotatingMongoClient",
     "CacheState",
     "ClientEvent",
     "ClientMetrics",

@@ -7,23 +7,14 @@ shells around one :class:`ClientCore`. The core holds the state (the live
 gap, the events waiting for delivery) and makes every decision; the shells
 own the locks, the threads or tasks, and the I/O.
 
-The flows are generators that never touch the network ("sans I/O"):
-:meth:`ClientCore.start`, :meth:`ClientCore.refresh` and
-:meth:`ClientCore.recover` yield requests and receive the answers::
-
-    ReadSecret(stage)               -> SecretVersion   GetSecretValue
-    BuildClient(credentials)        -> client          pymongo's constructor (no I/O)
-    CheckLogin(client, credentials) -> None            a ping as that user
-    CloseClient(client)             -> None            a client that failed its check
-    Retire(generation, at_once)     -> None            close a replaced client: at once
-                                                       after a refused login, else when
-                                                       its runs are done + a grace period
-
-A failed request is thrown back into the flow, which decides what the
-failure means. The threaded shell answers with blocking calls
-(:func:`drive`), the asyncio shell with awaits (:func:`drive_async`): which
-stages are tried after an authentication failure, the backoff, what is
-counted and which event goes out are the same code for both.
+The flows are generators that never touch the network ("sans I/O", see
+:mod:`client.flows`): :meth:`ClientCore.start`, :meth:`ClientCore.refresh`
+and :meth:`ClientCore.recover` yield requests (read a staging label, build a
+client, check its login, close or retire one) and receive the answers, or
+have the error thrown in. The threaded shell answers with blocking calls,
+the asyncio shell with awaits: which stages are tried after an
+authentication failure, the backoff, what is counted and which event goes
+out are the same code for both.
 
 Between flows the shells ask the core: :meth:`ClientCore.due` (the slow
 path: serve, or refresh in the background), :meth:`ClientCore.refuse` and
@@ -33,19 +24,18 @@ anything runs on it again, or fails fast inside ``forced_refresh_gap``),
 :meth:`ClientCore.read_ticket` (overlapping ``refresh_now`` calls share a read).
 
 Events are queued while the shells hold their locks and delivered by
-:meth:`EventHub.deliver` once they released them: a subscriber may call any
+:meth:`client.hub.EventHub.deliver` once they released them: a subscriber may call any
 public method, ``close()`` included.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import logging
 import math
 import random
 import threading
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
@@ -59,7 +49,9 @@ from client.errors import (
     SecretsManagerError,
     SecretSwitchError,
 )
-from client.events import ClientEvent, ClientMetrics, EventKind
+from client.events import ClientMetrics, EventKind
+from client.flows import BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Retire
+from client.hub import EventHub, InFlight
 from client.policy import (
     AWSCURRENT,
     AWSPENDING,
@@ -77,27 +69,15 @@ from client.secretsmanager import RotationSchedule, SecretVersion
 __all__ = [
     "IMMEDIATE_READS",
     "IMMEDIATE_WRITES",
-    "BuildClient",
-    "CheckLogin",
     "ClientCore",
-    "CloseClient",
-    "EventHub",
     "Generation",
-    "InFlight",
-    "Plan",
-    "ReadSecret",
-    "Request",
-    "Retire",
     "ScheduleCheck",
     "check_arguments",
-    "drive",
-    "drive_async",
     "no_database_error",
 ]
 
 _log = logging.getLogger(__name__)
 
-R = TypeVar("R")
 C = TypeVar("C")  # the client type: MongoClient or AsyncMongoClient
 D = TypeVar("D")  # its database type: Database or AsyncDatabase
 
@@ -137,201 +117,6 @@ def no_database_error(secret_id: str, client_class: str) -> ConfigurationError:
         f"no application database for secret {secret_id!r}: it has no 'dbname'; pass "
         f"{client_class}(..., database='mydb') or a name to database()/run()/collection()"
     )
-
-
-# -- requests ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReadSecret:
-    """``GetSecretValue`` of the version with this staging label; answer: a ``SecretVersion``."""
-
-    stage: str
-
-
-@dataclass(frozen=True, slots=True)
-class BuildClient:
-    """Build a client that logs in with ``credentials``; answer: the client."""
-
-    credentials: MongoCredentials
-
-
-@dataclass(frozen=True, slots=True)
-class CheckLogin:
-    """Check that ``client`` logs in (a ``ping``); answer: ``None`` or a thrown error."""
-
-    client: Any
-    credentials: MongoCredentials
-
-
-@dataclass(frozen=True, slots=True)
-class CloseClient:
-    """Close a client that never served anything (its check failed)."""
-
-    client: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Retire:
-    """Close a replaced generation's client.
-
-    ``at_once`` after a refused login: pymongo cleared its pool and marked the
-    server unknown, so operations waiting on it must give up now and be
-    retried on the new client. Otherwise: once the ``run`` calls on it are
-    done and the grace period has passed.
-    """
-
-    generation: Generation[Any, Any]
-    at_once: bool
-
-
-Request = ReadSecret | BuildClient | CheckLogin | CloseClient | Retire
-Plan = Generator[Request, Any, R]
-
-
-def drive(plan: Plan[R], perform: Callable[[Request], Any]) -> R:
-    """Run a flow with blocking I/O: answer each request with ``perform(request)``."""
-    answer: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            request = plan.throw(error) if error is not None else plan.send(answer)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        answer, error = None, None
-        try:
-            answer = perform(request)
-        except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
-            error = exc
-
-
-async def drive_async(plan: Plan[R], perform: Callable[[Request], Awaitable[Any]]) -> R:
-    """Run a flow with asyncio: answer each request with ``await perform(request)``."""
-    answer: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            request = plan.throw(error) if error is not None else plan.send(answer)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        answer, error = None, None
-        try:
-            answer = await perform(request)
-        except Exception as exc:  # noqa: BLE001 - thrown into the flow, which decides
-            error = exc
-
-
-# -- small thread-safe parts ---------------------------------------------------------------
-
-
-class InFlight:
-    """Counts the ``run`` calls on one client, so it is closed only when idle.
-
-    Once :meth:`close_if_idle` succeeded (or :meth:`refuse` was called),
-    :meth:`enter` refuses: a caller that read the generation just before it
-    was retired moves to the live one instead of a client about to close.
-    Thread-safe; the asyncio shell uses it from its loop only.
-    """
-
-    __slots__ = ("_closing", "_count", "_lock", "_on_idle")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._count = 0
-        self._closing = False
-        self._on_idle: list[Callable[[], None]] = []
-
-    @property
-    def closing(self) -> bool:
-        """True once new calls are refused."""
-        return self._closing
-
-    def enter(self) -> bool:
-        with self._lock:
-            if self._closing:
-                return False
-            self._count += 1
-            return True
-
-    def leave(self) -> None:
-        with self._lock:
-            self._count -= 1
-            callbacks, self._on_idle = (self._on_idle, []) if self._count == 0 else ([], self._on_idle)
-        for callback in callbacks:
-            callback()
-
-    def notify_when_idle(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` once no call runs (now, if none does)."""
-        with self._lock:
-            if self._count:
-                self._on_idle.append(callback)
-                return
-        callback()
-
-    def close_if_idle(self) -> bool:
-        """Refuse new calls if none runs now; True if it did."""
-        with self._lock:
-            if self._count == 0:
-                self._closing = True
-            return self._closing and self._count == 0
-
-    def refuse(self) -> None:
-        """Refuse new calls, whether or not some still run."""
-        with self._lock:
-            self._closing = True
-
-
-class EventHub:
-    """Subscribers, and the events waiting to reach them.
-
-    :meth:`emit` only queues, so the core may emit while a shell holds a lock;
-    the shells call :meth:`deliver` once they released every lock. One thread
-    delivers at a time, in order; a subscriber that causes an event (it
-    called ``refresh_now()`` from its callback) has it delivered right after
-    its own callback returns, by the same loop.
-    """
-
-    def __init__(self, secret_id: str, clock: Callable[[], float]) -> None:
-        self._secret_id = secret_id
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._delivering = threading.Lock()
-        self._pending: collections.deque[ClientEvent] = collections.deque()
-        self._subscribers: tuple[Callable[[ClientEvent], None], ...] = ()
-
-    def subscribe(self, callback: Callable[[ClientEvent], None]) -> Callable[[], None]:
-        with self._lock:
-            self._subscribers = (*self._subscribers, callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                self._subscribers = tuple(cb for cb in self._subscribers if cb is not callback)
-
-        return unsubscribe
-
-    def emit(self, kind: EventKind, **fields: Any) -> None:
-        self._pending.append(ClientEvent(kind=kind, at=self._clock(), **fields))
-
-    def deliver(self) -> None:
-        """Hand the queued events to the subscribers (call with no lock of the client held)."""
-        while self._pending:
-            if not self._delivering.acquire(blocking=False):
-                return  # another thread (or an outer call of this one) is delivering them
-            try:
-                while True:
-                    try:
-                        event = self._pending.popleft()
-                    except IndexError:
-                        break
-                    for callback in self._subscribers:
-                        try:
-                            callback(event)
-                        except Exception:  # noqa: BLE001 - a subscriber must never break the client
-                            _log.exception(
-                                "secret %s: event subscriber %r failed on %s", self._secret_id, callback, event.kind
-                            )
-            finally:
-                self._delivering.release()
 
 
 # -- state -----------------------------------------------------------------------------------
@@ -461,10 +246,10 @@ class ClientCore(Generic[C, D]):
         if self._closed:
             raise DatabaseError(f"the rotating client for secret {self.secret_id!r} is closed")
 
-    def close(self) -> Generation[C, D]:
+    def close(self) -> Generation[C, D] | None:
         """Mark the client closed: every later call takes the slow path, which refuses."""
         self._closed = True
-        return self._update()
+        return self._update() if self._gen is not None else None
 
     def _install(self, gen: Generation[C, D]) -> None:
         with self._publish_lock:

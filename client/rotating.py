@@ -66,21 +66,16 @@ from pymongo.errors import PyMongoError
 from client.core import (
     IMMEDIATE_READS,
     IMMEDIATE_WRITES,
-    BuildClient,
-    CheckLogin,
     ClientCore,
-    CloseClient,
     Generation,
-    InFlight,
-    ReadSecret,
-    Request,
     ScheduleCheck,
     check_arguments,
-    drive,
     no_database_error,
 )
 from client.credentials import MongoCredentials
 from client.events import ClientEvent, ClientMetrics
+from client.flows import BuildClient, CheckLogin, CloseClient, ReadSecret, Request, drive
+from client.hub import InFlight
 from client.mongo import (
     LoginCheck,
     MongoClientFactory,

@@ -42,6 +42,7 @@ class DemoConfig:
         write_ratio: share of operations that are inserts (the rest are reads).
         manual_rotation: add one out-of-schedule rotation in the middle of a cache period.
         naive: also run the same workload through a plain ``MongoClient``, side by side.
+        async_client: run the workload as asyncio tasks through ``AsyncRotatingMongoClient``.
         out_dir: where the results go; ``None`` means a new folder under the current directory.
         plain: print one line per event even on a terminal.
         external: use an existing Secrets Manager (real AWS or ``endpoint``) and the secret it holds.
@@ -65,6 +66,7 @@ class DemoConfig:
     write_ratio: float = 0.5
     manual_rotation: bool = False
     naive: bool = False
+    async_client: bool = False
     out_dir: Path | None = None
     plain: bool = False
     external: bool = False
@@ -129,6 +131,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--naive",
         action="store_true",
         help="also run the same workload through a plain MongoClient built once, side by side",
+    )
+    scenarios.add_argument(
+        "--async",
+        dest="async_client",
+        action="store_true",
+        help="run the application as asyncio tasks through AsyncRotatingMongoClient (same workload, same checks)",
     )
     output = parser.add_argument_group("output")
     output.add_argument(
@@ -222,6 +230,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
         rate=args.rate,
         manual_rotation=args.manual_rotation,
         naive=args.naive,
+        async_client=getattr(args, "async_client", False),
         out_dir=args.out,
         plain=args.plain,
         external=external,

@@ -13,9 +13,9 @@ from client.errors import SecretSwitchError
 __all__ = ["DESCRIPTION", "build_parser", "main", "run"]
 
 DESCRIPTION = (
-    "Start the embedded stack (or use real AWS / MongoDB), run 8 worker threads through the rotating "
-    "client while the secret is rotated every --rotation-days, show it live, check every write, and "
-    "write events.jsonl, summary.json and timeline.png. Exit 0 only if no operation failed, no write "
+    "Start the embedded stack (or use real AWS / MongoDB), run 8 worker threads (or asyncio tasks with --async) "
+    "through the rotating client while the secret is rotated every --rotation-days, show it live, check "
+    "every write, and write events.jsonl, summary.json and timeline.png. Exit 0 only if no operation failed, no write "
     "was lost and every rotation was followed by a client switch."
 )
 

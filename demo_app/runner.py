@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from client.credentials import MongoCredentials, parse_secret
 from client.errors import ConfigurationError
+from demo_app.async_app import AsyncClientHost, AsyncWorkload
 from demo_app.clock import DemoClock
 from demo_app.config import DemoConfig
 from demo_app.events import DemoEvent, EventLog, format_event
@@ -318,9 +319,9 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
         events.subscribe(lambda event: say(format_event(event)))
 
     interrupted = False
-    rc: RotatingMongoClient | None = None
+    rc: RotatingMongoClient | AsyncClientHost | None = None
     naive_client: MongoClient[dict[str, Any]] | None = None
-    workloads: list[Workload] = []
+    workloads: list[Workload | AsyncWorkload] = []
     scheduler: RotationScheduler | None = None
     initial_user: str | None = None
     summary: dict[str, Any] = {}
@@ -350,30 +351,38 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
             day_seconds=config.day_seconds,
             manual_rotation=config.manual_rotation,
             naive=config.naive,
+            client_api="asyncio" if config.async_client else "threads",
         )
         database = infra.app_database(rc.credentials)
         # Reads look writes up by key: without an index they scan a growing collection and slow down.
-        rc.run(lambda db: db[COLLECTION].create_index([("run", 1), ("side", 1), ("worker", 1), ("seq", 1)]))
+        index_keys = [("run", 1), ("side", 1), ("worker", 1), ("seq", 1)]
+        if isinstance(rc, AsyncClientHost):
+            rc.run(lambda db: db[COLLECTION].create_index(index_keys))
+        else:
+            rc.run(lambda db: db[COLLECTION].create_index(index_keys))
         # Side by side, each workload gets half the rate: the same load on the machine as without --naive.
         side_rate = config.rate / 2 if naive_client is not None else config.rate
-        sides: list[tuple[OperationRunner, OpLog, str]] = [(_ClientRunner(rc), state.client_side.log, "client")]
+        sides: list[tuple[OperationRunner | AsyncClientHost, OpLog, str]] = [
+            (rc if isinstance(rc, AsyncClientHost) else _ClientRunner(rc), state.client_side.log, "client")
+        ]
         if naive_client is not None and state.naive_side is not None:
             sides.append((_PlainRunner(naive_client, database), state.naive_side.log, "naive"))
         for index, (runner, log, side) in enumerate(sides):
-            workloads.append(
-                Workload(
-                    runner,
-                    log,
-                    run_id=run_id,
-                    side=side,
-                    database=database,
-                    workers=config.workers,
-                    rate=side_rate,
-                    write_ratio=config.write_ratio,
-                    started=clock.started,
-                    seed=None if config.seed is None else config.seed + index,
-                )
-            )
+            shape: dict[str, Any] = {
+                "run_id": run_id,
+                "side": side,
+                "database": database,
+                "workers": config.workers,
+                "rate": side_rate,
+                "write_ratio": config.write_ratio,
+                "started": clock.started,
+                "seed": None if config.seed is None else config.seed + index,
+            }
+            # The same workload either way; --async runs it as asyncio tasks through the async client.
+            if isinstance(runner, AsyncClientHost):
+                workloads.append(AsyncWorkload(runner, log, **shape))
+            else:
+                workloads.append(Workload(runner, log, **shape))
         scheduler = RotationScheduler(
             clock=clock,
             events=events,
@@ -500,7 +509,7 @@ class _NaiveWatch:
 
 def _start_clients(
     config: DemoConfig, infra: Infrastructure, state: DemoState
-) -> tuple[RotatingMongoClient, MongoClient[dict[str, Any]] | None, str]:
+) -> tuple[RotatingMongoClient | AsyncClientHost, MongoClient[dict[str, Any]] | None, str]:
     from pymongo import MongoClient
 
     from client import RefreshPolicy, RotatingMongoClient
@@ -526,8 +535,7 @@ def _start_clients(
             message=event.message,
         )
 
-    rc = RotatingMongoClient(
-        infra.secret_id,
+    options: dict[str, Any] = dict(
         secretsmanager_client=infra.secretsmanager(),
         database=infra.database,
         # Backoff is in clock (demo) seconds too: scale it so a Secrets Manager outage
@@ -548,6 +556,12 @@ def _start_clients(
         },
         on_event=on_client_event,
     )
+    rc: RotatingMongoClient | AsyncClientHost
+    if config.async_client:
+        state.client_side.label = "secretswitch AsyncRotatingMongoClient (asyncio)"
+        rc = AsyncClientHost(infra.secret_id, **options)
+    else:
+        rc = RotatingMongoClient(infra.secret_id, **options)
     state.metrics = lambda: rc.metrics
     naive: MongoClient[dict[str, Any]] | None = None
     if config.naive:
@@ -582,8 +596,8 @@ def _finish(
     infra: Infrastructure,
     state: DemoState,
     *,
-    rc: RotatingMongoClient | None,
-    workloads: list[Workload],
+    rc: RotatingMongoClient | AsyncClientHost | None,
+    workloads: list[Workload | AsyncWorkload],
     scheduler: RotationScheduler | None,
     initial_user: str | None,
     interrupted: bool,
@@ -698,6 +712,7 @@ def build_summary(
         "rotation_interval_days": config.rotation_days,
         "refresh_interval_days": config.refresh_days,
         "workers": config.workers,
+        "client_api": "asyncio" if config.async_client else "threads",
         "duration_s": round(duration_s, 3),
         "days": round(end_day, 3),
         "manual_rotation": config.manual_rotation,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
     from pymongo.database import Database
 
 __all__ = ["COLLECTION", "OpLog", "OperationRunner", "Workload", "user_of"]
@@ -37,7 +38,7 @@ class OperationRunner(Protocol):
     def run(self, operation: Callable[[Database[dict[str, Any]]], Any]) -> Any: ...
 
 
-def user_of(database: Database[dict[str, Any]]) -> str:
+def user_of(database: Database[dict[str, Any]] | AsyncDatabase[dict[str, Any]]) -> str:
     """The user a pymongo database handle logs in as (for colouring the timeline).
 
     pymongo has no public accessor for the credentials of a client; this reads

@@ -8,13 +8,12 @@ import logging
 import random
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
-from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
+from botocore.exceptions import ClientError
+from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
 
 from client import ClientEvent, ClientMetrics, RefreshPolicy, RotatingMongoClient
 from client.credentials import MongoCredentials
@@ -28,137 +27,8 @@ from client.errors import (
 )
 from client.policy import CacheState, cache_state
 from tests.conftest import FakeClock
+from tests.fakes import FakeMongoServer, FakeSecretsManager, secret_string, throttled, unreachable
 from tests.helpers import settle
-
-
-def secret_string(username: str = "app", password: str = "pw-1", **extra: Any) -> str:
-    document = {
-        "engine": "mongo",
-        "host": "db.example",
-        "port": 27017,
-        "username": username,
-        "password": password,
-        "dbname": "mydb",
-        "authSource": "admin",
-        "ssl": False,
-    }
-    document.update(extra)
-    return json.dumps(document)
-
-
-class FakeSecretsManager:
-    """A boto3-shaped Secrets Manager client holding one secret's versions in memory."""
-
-    def __init__(self, initial: str | None = None) -> None:
-        self.versions: dict[str, str] = {}
-        self.stages: dict[str, str] = {}
-        self.calls: list[tuple[str, str | None]] = []
-        self.failure: Exception | None = None
-        self.gate: threading.Event | None = None  # when set, calls block until it is set
-        self.entered = threading.Event()
-        self.rotation: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self.put(initial if initial is not None else secret_string())
-
-    def put(self, string: str, stage: str = "AWSCURRENT") -> str:
-        version_id = str(uuid.uuid4())
-        with self._lock:
-            self.versions[version_id] = string
-            if stage == "AWSCURRENT" and "AWSCURRENT" in self.stages:
-                self.stages["AWSPREVIOUS"] = self.stages["AWSCURRENT"]
-            self.stages[stage] = version_id
-        return version_id
-
-    def get_calls(self) -> int:
-        return sum(1 for name, _ in self.calls if name == "GetSecretValue")
-
-    def get_secret_value(self, *, SecretId: str, VersionStage: str = "AWSCURRENT") -> dict[str, Any]:
-        with self._lock:
-            self.calls.append(("GetSecretValue", VersionStage))
-        self.entered.set()
-        if self.gate is not None:
-            assert self.gate.wait(10), "test gate never opened"
-        if self.failure is not None:
-            raise self.failure
-        with self._lock:
-            version_id = self.stages.get(VersionStage)
-            if version_id is None:
-                raise ClientError(
-                    {"Error": {"Code": "ResourceNotFoundException", "Message": "no such version"}}, "GetSecretValue"
-                )
-            return {
-                "VersionId": version_id,
-                "VersionStages": [s for s, v in self.stages.items() if v == version_id],
-                "SecretString": self.versions[version_id],
-            }
-
-    def describe_secret(self, *, SecretId: str) -> dict[str, Any]:
-        self.calls.append(("DescribeSecret", None))
-        return dict(self.rotation)
-
-
-def throttled() -> ClientError:
-    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetSecretValue")
-
-
-def unreachable() -> EndpointConnectionError:
-    return EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
-
-
-class FakeDatabase:
-    def __init__(self, client: FakeMongoClient, name: str) -> None:
-        self.client = client
-        self.name = name
-
-    def command(self, name: str) -> dict[str, Any]:
-        self.client.check()
-        return {"ok": 1}
-
-    def find_one(self) -> dict[str, Any]:
-        self.client.check()
-        return {"user": self.client.credentials.username}
-
-
-class FakeMongoClient:
-    """Accepts the login when the database says so; records closes."""
-
-    def __init__(self, server: FakeMongoServer, credentials: MongoCredentials, options: Mapping[str, Any]) -> None:
-        self.server = server
-        self.credentials = credentials
-        self.options = dict(options)
-        self.closed = False
-        self.operations = 0
-        self.admin = FakeDatabase(self, "admin")
-
-    def __getitem__(self, name: str) -> FakeDatabase:
-        return FakeDatabase(self, name)
-
-    def check(self) -> None:
-        self.operations += 1
-        if self.closed:
-            raise AssertionError("operation on a closed client")
-        if self.server.down:
-            raise AutoReconnect("server down")
-        if self.server.passwords.get(self.credentials.username) != self.credentials.password:
-            raise OperationFailure("Authentication failed.", code=18)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class FakeMongoServer:
-    """What the database accepts, and a recording client factory."""
-
-    def __init__(self, **passwords: str) -> None:
-        self.passwords = dict(passwords) or {"app": "pw-1"}
-        self.down = False
-        self.built: list[FakeMongoClient] = []
-
-    def factory(self, credentials: MongoCredentials, options: Mapping[str, Any]) -> Any:
-        client = FakeMongoClient(self, credentials, options)
-        self.built.append(client)
-        return client
-
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -971,16 +841,27 @@ def test_schedule_check_warns_and_derives_a_deadline(
 
 def test_public_names_are_exported() -> None:
     import client
+    import client.async_rotating
+    import client.core
     import client.events
+    import client.flows
+    import client.hub
+    import client.mongo
     import client.policy
     import client.rotating
+    import client.secretsmanager
 
-    for module in (client, client.events, client.policy, client.rotating, client.secretsmanager, client.mongo):
+    modules = (
+        client, client.events, client.policy, client.rotating, client.async_rotating, client.core,
+        client.secretsmanager, client.mongo, client.flows, client.hub,
+    )  # fmt: skip
+    for module in modules:
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.__all__ names missing {name}"
-    for module in (client.events, client.rotating):
+    for module in (client.events, client.rotating, client.async_rotating):
         assert set(module.__all__) <= set(client.__all__) | {"EVENT_KINDS", "EventKind"}
-    assert {"RotatingMongoClient", "RefreshPolicy", "ClientEvent", "ClientMetrics", "CacheState"} <= set(client.__all__)
+    exported = {"RotatingMongoClient", "AsyncRotatingMongoClient", "RefreshPolicy", "ClientEvent", "ClientMetrics"}
+    assert exported <= set(client.__all__)
     assert set(ClientMetrics.__dataclass_fields__) >= {
         "api_calls",
         "refreshes",
@@ -988,3 +869,20 @@ def test_public_names_are_exported() -> None:
         "auth_recoveries",
         "refresh_failures",
     }
+
+
+def test_the_core_and_the_policy_import_neither_boto3_nor_pymongo() -> None:
+    """One pure core, two thin shells: the decisions never touch an outside system."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "client"
+    for name in ("core.py", "flows.py", "hub.py", "policy.py", "credentials.py", "events.py"):
+        tree = ast.parse((root / name).read_text())
+        imported = {
+            (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        assert not {m for m in imported if m.split(".")[0] in {"boto3", "botocore", "pymongo", "asyncio"}}, name

@@ -273,3 +273,8 @@ def test_user_spans() -> None:
         (7.0, 14.0, "app_clone"),
         (14.0, 20.0, "app"),
     ]
+
+
+def test_async_flag_selects_the_asyncio_client() -> None:
+    assert _config("--async").async_client is True
+    assert _config().async_client is False
