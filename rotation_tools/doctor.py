@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from client.credentials import MongoCredentials, parse_secret
-from client.errors import SecretSwitchError
+from client.errors import AuthenticationError, DatabaseError, SecretSwitchError
 from rotation_lambda.core import AWSPENDING, connection_differences, normalize_roles, partner_user, user_plan
 from rotation_lambda.errors import RotationError
 from rotation_lambda.mongo import MongoGateway, default_mongo_client_factory
@@ -86,6 +86,10 @@ def diagnose(
     current = credentials("AWSCURRENT")
     if current is None:
         return [Finding("current-unreadable", f"AWSCURRENT of {secret_id!r} cannot be read or parsed")]
+    unreachable = _unreachable(mongo, current)
+    if unreachable is not None:
+        # Nothing below can tell a refused password from a database that does not answer.
+        return [Finding("database-unreachable", unreachable)]
     pending = credentials(AWSPENDING, pending_token) if pending_token is not None else None
     document: dict[str, Any] = {}
     master: MongoCredentials | None = None
@@ -162,7 +166,7 @@ def diagnose(
         current_ok = logs_in(current)
     if not current_ok:
         fixed = False
-        message = f"AWSCURRENT ({current.username!r}) does not log in to MongoDB"
+        message = f"MongoDB refuses the AWSCURRENT credentials (user {current.username!r}): they do not log in"
         # A resumed rotation may have moved AWSCURRENT: check the guards again for what is current now.
         refusal = None if master is None else _master_refusal(master, current)
         if refusal is None and master is not None:
@@ -177,6 +181,20 @@ def diagnose(
                 fixed = False
         findings.append(Finding("current-fails", message, fixed))
     return findings
+
+
+def _unreachable(mongo: MongoGateway, current: MongoCredentials) -> str | None:
+    """Why MongoDB cannot be checked at all (``None``: it answers, whether or not it takes the password)."""
+    try:
+        mongo.check_login(current)
+    except AuthenticationError:
+        return None  # it answered: the credentials are judged below
+    except DatabaseError as exc:
+        return (
+            f"the database is unreachable at {current.endpoint}: {exc}; start it or check the host, port, TLS "
+            "and network (the credentials were not checked)"
+        )
+    return None
 
 
 def _master_refusal(master: MongoCredentials, current: MongoCredentials) -> str | None:
