@@ -91,8 +91,8 @@ class RotationSchedule:
     window_hours: int | None = None
 
 
-def aws_error_advice(code: str, message: str, *, operation: str, secret_id: str) -> str:
-    """One clause for a person: what an AWS error code on ``secret_id`` means and what to do.
+def aws_error_advice(code: str, message: str, *, operation: str, secret_id: str) -> str | None:
+    """One clause for a person: what an AWS error code on ``secret_id`` means and what to do (``None``: no advice).
 
     Pure, so every boundary that meets botocore's errors words them the same
     way. ``code`` is the AWS error code, or the class name of a botocore error
@@ -135,7 +135,7 @@ def aws_error_advice(code: str, message: str, *, operation: str, secret_id: str)
         return "no AWS region is configured; set AWS_REGION (or AWS_DEFAULT_REGION) or pass --region"
     if code in {"DecryptionFailure", "KMSAccessDeniedException"}:
         return f"Secrets Manager cannot decrypt {secret_id!r}; allow kms:Decrypt on the secret's KMS key"
-    return f"AWS answered {code}: {message}".rstrip(": ")
+    return None
 
 
 def default_secretsmanager_client() -> SecretsManagerClient:
@@ -242,7 +242,8 @@ class SecretSource:
             )
             if code in _NOT_FOUND_CODES:
                 return SecretNotFoundError(f"{what}: not found ({code}); {advice}")
-            return SecretsManagerError(f"{what} failed: {code}; {advice}")
+            # AWS's own message names no secret value.
+            return SecretsManagerError(f"{what} failed: {code}; {advice or error.get('Message', '')}".rstrip("; "))
         if isinstance(exc, BotoCoreError):
             # botocore's messages name the endpoint, never a secret value.
             return SecretsManagerError(f"{what} failed: Secrets Manager unreachable ({type(exc).__name__}: {exc})")

@@ -80,7 +80,7 @@ def error_line(exc: BaseException) -> str:
     if code is not None:
         secret_id = getattr(exc, "secret_id", None) or _secret_id_of(message) or "the secret"
         advice = aws_error_advice(code, aws_message, operation=operation, secret_id=secret_id)
-        if advice not in line:
+        if advice is not None and advice not in line:
             line = f"{line} — {advice}"
     return line
 
@@ -123,6 +123,15 @@ def _silence_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `secretswitch status X | head -c1`: the reader left; nothing more to say to it.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -146,8 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{where}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        _silence_stdout()
-        return EXIT_BROKEN_PIPE
+        raise
     except Exception as exc:
         if args.verbose:
             raise
