@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     stop_error: Exception | None = None
     try:
         info = stack.start()
+        ready = True  # from here on, Ctrl-C is the normal way to stop
         print("# secretswitch local stack is running. Paste these lines into another shell:")
         for key, value in info.environment().items():
             print(f"export {key}='{value}'")
@@ -86,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"# rotate with: secretswitch rotate {secret}   (then: secretswitch status {secret})")
         print(f"#   or: aws secretsmanager rotate-secret --secret-id {info.app_secret_id}")
         print("# Press Ctrl-C to stop.", flush=True)
-        ready = True
         threading.Event().wait()
     except KeyboardInterrupt:
         interrupted = True
