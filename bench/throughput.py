@@ -20,6 +20,9 @@ On the embedded stack (SecantusDB on loopback), 8 threads running ``find_one``:
   the client recovers. p99 and max over the second after the change against
   the steady p99 of the same workload just before it (targets: 0 failed,
   p99 <= 2x, max <= 10x).
+* the cost of durability: ``insert_one`` per second on a SecantusDB started
+  with ``--sync-on-commit`` (the embedded stack's default: a ``kill -9`` loses
+  no acknowledged write) against one without, same machine, same run.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ import random
 import secrets
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench._common import percentile, print_table
@@ -63,14 +68,15 @@ def _load(
     *,
     during: Callable[[], None] | None = None,
     pause_ms: float = 0.0,
+    threads: int = THREADS,
 ) -> tuple[float, _Samples]:
-    """Run ``op`` from THREADS threads for ``seconds``: (ops/s, samples; times relative to the start).
+    """Run ``op`` from ``threads`` threads for ``seconds``: (ops/s, samples; times relative to the start).
 
     ``pause_ms``: mean of a random (exponential) pause between two operations of a thread.
     """
     stop = threading.Event()
-    per_thread = [_Samples() for _ in range(THREADS)]
-    barrier = threading.Barrier(THREADS + 1)
+    per_thread = [_Samples() for _ in range(threads)]
+    barrier = threading.Barrier(threads + 1)
     origin = [0.0]
 
     def worker(index: int) -> None:
@@ -88,7 +94,7 @@ def _load(
                 continue
             mine.ok.append((start - origin[0], (time.perf_counter() - start) * 1000))
 
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
     for thread in workers:
         thread.start()
     origin[0] = time.perf_counter()
@@ -127,6 +133,45 @@ def _change_cached_password(stack: Any, sm: Any) -> None:
     with stack.admin_client() as admin:
         admin.admin.command("updateUser", current["username"], pwd=new["password"])
     sm.put_secret_value(SecretId="mongodb-app", SecretString=json.dumps(new))
+
+
+def _durability_cost() -> list[tuple[str, str, str]]:
+    """insert_one/s with and without --sync-on-commit, interleaved, best of two; rows for the table."""
+    from pymongo import MongoClient
+
+    from embedded_stack.stack import SecantusServer
+
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="secretswitch-bench-") as tmp:
+        servers = {
+            durable: SecantusServer(Path(tmp) / f"data-{durable}", Path(tmp) / f"log-{durable}", sync_on_commit=durable)
+            for durable in (False, True)
+        }
+        clients: dict[bool, MongoClient[dict[str, Any]]] = {}
+        try:
+            for durable, server in servers.items():
+                server.start(auth=False)
+                clients[durable] = MongoClient(server.host, server.port, directConnection=True, maxPoolSize=16)
+            for threads in (1, THREADS):
+                best: dict[bool, float] = {False: 0.0, True: 0.0}
+                for client in clients.values():  # warm the pools and the files
+                    _load(lambda c=client: c["bench"]["writes"].insert_one({"x": 1}), 0.3, threads=threads)
+                for _ in range(2):
+                    for durable, client in clients.items():
+                        rate = _load(lambda c=client: c["bench"]["writes"].insert_one({"x": 1}), 1.5, threads=threads)[
+                            0
+                        ]
+                        best[durable] = max(best[durable], rate)
+                rows.append((f"{threads} thread(s) `insert_one`, SecantusDB without --sync-on-commit",
+                             f"{best[False]:,.0f} ops/s", "1.0x"))  # fmt: skip
+                rows.append((f"{threads} thread(s) `insert_one`, with --sync-on-commit (the stack's default)",
+                             f"{best[True]:,.0f} ops/s", f"{best[True] / best[False]:.2f}x"))  # fmt: skip
+        finally:
+            for client in clients.values():
+                client.close()
+            for server in servers.values():
+                server.stop()
+    return rows
 
 
 def main() -> int:
@@ -244,6 +289,7 @@ def main() -> int:
             ("auth recoveries (refused login -> new client)", str(recoveries), "1"),
         ],
     )
+    print_table("Durability: acknowledged writes per second (same run)", _durability_cost())
     return 0
 
 

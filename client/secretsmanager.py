@@ -20,9 +20,31 @@ from client.errors import SecretNotFoundError, SecretsManagerError
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-__all__ = ["RotationSchedule", "SecretSource", "SecretVersion", "default_secretsmanager_client"]
+__all__ = [
+    "RotationSchedule",
+    "SecretSource",
+    "SecretVersion",
+    "aws_error_advice",
+    "default_secretsmanager_client",
+]
 
 _NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
+_THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "LimitExceededException"}
+)
+_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
+_BAD_CREDENTIALS_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "ExpiredTokenException",
+        "ExpiredToken",
+    }
+)
+# AWS says "marked for deletion"; moto "marked deleted"; both mean DeleteSecret ran.
+_DELETED = re.compile(r"marked (for )?delet|scheduled for deletion", re.IGNORECASE)
 
 
 # ``rate(7 days)`` and a ``Duration`` of ``"3h"``: the two schedule forms the client can reason about.
@@ -67,6 +89,53 @@ class RotationSchedule:
     next_rotation: dt.datetime | None = None
     last_rotated: dt.datetime | None = None
     window_hours: int | None = None
+
+
+def aws_error_advice(code: str, message: str, *, operation: str, secret_id: str) -> str | None:
+    """One clause for a person: what an AWS error code on ``secret_id`` means and what to do (``None``: no advice).
+
+    Pure, so every boundary that meets botocore's errors words them the same
+    way. ``code`` is the AWS error code, or the class name of a botocore error
+    raised before any answer (``NoCredentialsError``, ``EndpointConnectionError``).
+    ``message`` is AWS's own (it never carries a secret value).
+    """
+    if code in _THROTTLING_CODES:
+        return (
+            f"Secrets Manager is throttling {operation} (a request quota was exceeded); retry with backoff, "
+            "spread the callers' refreshes, or raise the quota"
+        )
+    if code == "InvalidRequestException" and _DELETED.search(message):
+        return (
+            f"secret {secret_id!r} is scheduled for deletion; restore it "
+            f"(`aws secretsmanager restore-secret --secret-id {secret_id}`) or use another secret"
+        )
+    if code in _DENIED_CODES:
+        return (
+            f"missing permission: the caller's IAM policy must allow secretsmanager:{operation} on {secret_id!r} "
+            "(and kms:Decrypt on its key)"
+        )
+    if code in _BAD_CREDENTIALS_CODES:
+        return (
+            "AWS refused the credentials (unknown, expired or badly signed); check the access key, session token "
+            "and clock (`aws sts get-caller-identity`)"
+        )
+    if code in _NOT_FOUND_CODES:
+        return f"no secret {secret_id!r} (or no such version or stage); check the secret id and the region"
+    if code in {"NoCredentialsError", "PartialCredentialsError"}:
+        return (
+            "no AWS credentials found; configure them (`aws configure`, AWS_PROFILE, an instance role), or for "
+            "the local stack paste the exports `secretswitch local` prints"
+        )
+    if code in {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"}:
+        return (
+            "Secrets Manager is unreachable; check the network and AWS_ENDPOINT_URL_SECRETS_MANAGER "
+            "(for the local stack: is `secretswitch local` still running?)"
+        )
+    if code == "NoRegionError":
+        return "no AWS region is configured; set AWS_REGION (or AWS_DEFAULT_REGION) or pass --region"
+    if code in {"DecryptionFailure", "KMSAccessDeniedException"}:
+        return f"Secrets Manager cannot decrypt {secret_id!r}; allow kms:Decrypt on the secret's KMS key"
+    return None
 
 
 def default_secretsmanager_client() -> SecretsManagerClient:
@@ -168,13 +237,13 @@ class SecretSource:
         if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "Unknown"))
-            if code in _NOT_FOUND_CODES:
-                return SecretNotFoundError(
-                    f"{what}: not found ({code}); check the secret id, the region and the staging label"
-                )
-            return SecretsManagerError(
-                f"{what} failed: {code}; check the IAM policy (secretsmanager:{operation}) and the region"
+            advice = aws_error_advice(
+                code, str(error.get("Message", "")), operation=operation, secret_id=self.secret_id
             )
+            if code in _NOT_FOUND_CODES:
+                return SecretNotFoundError(f"{what}: not found ({code}); {advice}")
+            # AWS's own message names no secret value.
+            return SecretsManagerError(f"{what} failed: {code}; {advice or error.get('Message', '')}".rstrip("; "))
         if isinstance(exc, BotoCoreError):
             # botocore's messages name the endpoint, never a secret value.
             return SecretsManagerError(f"{what} failed: Secrets Manager unreachable ({type(exc).__name__}: {exc})")

@@ -4,14 +4,21 @@ It serves ``secretswitch local``, the tests, the soak, the benchmarks and the
 demo, so it belongs to none of them. Imports run one way: the demo and the
 command line use the stack; the stack uses the rotation function and the
 operator's rotation tools; nothing below imports it.
+
+Modules: ``stack`` (the two servers and their provisioning), ``moto_server``
+(moto's HTTP server with AWS's ``RotateSecret`` contract), ``contract`` (that
+contract's pure rules), ``faults`` (a rotation killed between steps),
+``signals`` (Ctrl-C never cuts a start or a stop in two), ``errors``.
 """
 
 from __future__ import annotations
 
 from embedded_stack.errors import LocalStackError
 from embedded_stack.stack import (
+    ADMIN_URI_ENV,
     APP_DATABASE,
     APP_USERS,
+    DEFAULT_SCHEDULE,
     DUMMY_AWS_ENV,
     SECRET_LAYOUTS,
     EmbeddedStack,
@@ -21,8 +28,10 @@ from embedded_stack.stack import (
 )
 
 __all__ = [
+    "ADMIN_URI_ENV",
     "APP_DATABASE",
     "APP_USERS",
+    "DEFAULT_SCHEDULE",
     "DUMMY_AWS_ENV",
     "SECRET_LAYOUTS",
     "EmbeddedStack",

@@ -1,4 +1,4 @@
-"""moto's Secrets Manager as a local HTTP server, with rotation routed to our handler.
+"""moto's Secrets Manager as a local HTTP server that keeps AWS's ``RotateSecret`` contract for any client.
 
 Everything that touches moto's internals lives in this one module, so a moto
 upgrade breaks one file. What we rely on, and why:
@@ -7,22 +7,33 @@ upgrade breaks one file. What we rely on, and why:
   WSGI app behind ``moto_server``; we serve it with werkzeug ourselves
   (as ``ThreadedMotoServer`` does) so that a port already in use raises here,
   in the caller's thread, instead of hanging a ready-event forever.
-* ``RotateSecret`` in moto creates the token's version staged ``AWSPENDING``
-  *without a value* (as AWS does) and then invokes the rotation Lambda once per
-  step through ``moto.awslambda.utils.get_backend(...)``, which it imports at
-  call time. moto cannot run Lambda code without Docker, so we replace that
-  lookup with a tiny backend that routes the invocation of a registered
-  function ARN to a Python callable, in this process. moto's own loop then
-  invokes createSecret, setSecret, testSecret and finishSecret in order, with
-  the event Secrets Manager sends.
-* A step that raises is turned into an ``InvalidRequestException`` (HTTP 400,
-  which botocore does not retry); moto stops its loop there and leaves the
-  versions as they are, like a failed rotation on AWS.
+* **``RotateSecret`` is ours.** moto's own version breaks the documented
+  contract for the plainest call: without ``RotationLambdaARN`` it clears the
+  configured function and promotes an *empty* version to ``AWSCURRENT``; it
+  drops a ``ScheduleExpression`` (so rotation stays disabled and the first
+  step refuses); it calls ``AWSPENDING`` on the ``AWSCURRENT`` version "in
+  progress" (AWS: finished) and lets a second rotation start over a real one in
+  progress; and it stores a wrong function ARN and the pending version before
+  it finds out the function does not exist. ``SecretsManagerBackend.rotate_secret``
+  is therefore replaced by :func:`_rotate_secret`, which decides every request
+  with the pure rules of :mod:`embedded_stack.contract` *before* it changes
+  anything, reuses the secret's function and schedule when the call names
+  none, and then invokes the registered rotation function in this process,
+  one step at a time, with the event Secrets Manager sends (``Step``, the
+  secret's ARN as ``SecretId``, ``ClientRequestToken``, ``RotationToken``).
+  moto cannot run Lambda code without Docker; the function ARN is routed to a
+  Python callable registered with :func:`register_rotation_function`.
+* Unlike AWS, the steps run *during* the call (AWS runs them asynchronously
+  after it returns), so a failing step is reported to the caller as an
+  ``InvalidRequestException`` naming the step (HTTP 400, which botocore does
+  not retry); the versions stay as a Lambda that failed there leaves them.
 * moto's ``UpdateSecretVersionStage`` moves the ``AWSCURRENT`` label but not
   the secret's internal default version, which answers a ``GetSecretValue``
-  without a stage and ``DescribeSecret``; only moto's own ``RotateSecret``
-  moves it. On AWS the default *is* ``AWSCURRENT``, so we keep the two in step
-  (a resumed rotation moves ``AWSCURRENT`` through that call alone).
+  without a stage and ``DescribeSecret``; on AWS the default *is*
+  ``AWSCURRENT``, so we keep the two in step.
+* ``DescribeSecret`` reports ``RotationRules`` as they were set
+  (``ScheduleExpression``, ``Duration``, and ``AutomaticallyAfterDays`` derived
+  from a ``rate()`` in days), as AWS does; moto only knows days.
 * The backends are module-level state in moto, shared by every server in the
   process and keyed by account and region: a server resets only the region it
   is started for, so two stacks in one process stay apart by region.
@@ -30,28 +41,51 @@ upgrade breaks one file. What we rely on, and why:
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+from embedded_stack.contract import (
+    AWSCURRENT,
+    AWSPENDING,
+    RequestKind,
+    Schedule,
+    classify_request,
+    next_rotation,
+    parse_rotation_rules,
+    parse_schedule_expression,
+)
 from embedded_stack.errors import LocalStackError
 
-__all__ = ["MotoSecretsManagerServer", "RotationInvoker", "register_rotation_function", "unregister_rotation_function"]
+__all__ = [
+    "MotoSecretsManagerServer",
+    "RotationInvoker",
+    "configure_rotation",
+    "register_rotation_function",
+    "unregister_rotation_function",
+]
 
 _log = logging.getLogger(__name__)
 
 RotationInvoker = Callable[[dict[str, Any]], object]
 """A rotation function: takes the event dict Secrets Manager sends."""
 
+_STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 _functions: dict[str, RotationInvoker] = {}
 _functions_lock = threading.Lock()
+# Held from a request's checks until its pending version exists: two RotateSecret
+# calls can never both see "nothing in progress" and both start a rotation.
+_rotation_lock = threading.Lock()
+_SCHEDULE_ATTRIBUTE = "_secretswitch_schedule"
 
 
 def register_rotation_function(function_arn: str, invoker: RotationInvoker) -> None:
-    """Route moto's invocations of ``function_arn`` to ``invoker``."""
-    _install_lambda_router()
+    """Route Secrets Manager's invocations of ``function_arn`` to ``invoker``."""
+    _install_patches()
     with _functions_lock:
         _functions[function_arn] = invoker
 
@@ -62,61 +96,176 @@ def unregister_rotation_function(function_arn: str) -> None:
         _functions.pop(function_arn, None)
 
 
-class _LocalLambdaBackend:
-    """The two methods of moto's LambdaBackend that ``rotate_secret`` calls."""
+def _invoker(function_arn: str) -> RotationInvoker | None:
+    with _functions_lock:
+        return _functions.get(function_arn)
 
-    def get_function(self, function_name_or_arn: str, qualifier: str | None = None) -> object:
-        from moto.secretsmanager.exceptions import ResourceNotFoundException
 
-        with _functions_lock:
-            if function_name_or_arn in _functions:
-                return _functions[function_name_or_arn]
-        raise ResourceNotFoundException(f"Resource not found for ARN '{function_name_or_arn}'.")
+def configure_rotation(
+    account_id: str, region: str, secret_id: str, *, function_arn: str, schedule_expression: str
+) -> None:
+    """Turn rotation on for a secret without rotating it, as a deployed ``RotationSchedule`` leaves it.
 
-    def invoke(
-        self, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
-    ) -> bytes:
-        from moto.secretsmanager.exceptions import InvalidRequestException
+    Raises:
+        LocalStackError: the secret does not exist or the expression is not valid.
+    """
+    from moto.backends import get_backend
 
-        invoker = self.get_function(function_name)
-        event = json.loads(body)
+    _install_patches()
+    try:
+        schedule = parse_schedule_expression(schedule_expression)
+        secret = get_backend("secretsmanager")[account_id][region].secrets[secret_id]
+    except (ValueError, KeyError) as exc:
+        raise LocalStackError(f"moto Secrets Manager: cannot configure rotation of {secret_id!r}: {exc}") from exc
+    with _rotation_lock:
+        secret.rotation_requested = True
+        secret.rotation_enabled = True
+        secret.rotation_lambda_arn = function_arn
+        _set_schedule(secret, schedule, dt.datetime.now(dt.UTC))
+
+
+def _set_schedule(secret: Any, schedule: Schedule, now: dt.datetime) -> None:
+    setattr(secret, _SCHEDULE_ATTRIBUTE, schedule)
+    secret.auto_rotate_after_days = schedule.interval_days or 0
+    upcoming = next_rotation(schedule, now)
+    secret.next_rotation_date = int(upcoming.timestamp()) if upcoming is not None else None
+
+
+def _rotate_secret(
+    backend: Any,
+    *,
+    secret_id: str,
+    client_request_token: str | None = None,
+    rotation_lambda_arn: str | None = None,
+    rotation_rules: dict[str, Any] | None = None,
+    rotate_immediately: bool = True,
+) -> str:
+    """``RotateSecret`` as AWS documents it (replaces moto's; see the module docstring)."""
+    from moto.secretsmanager.exceptions import (
+        InvalidParameterException,
+        InvalidRequestException,
+        OperationNotPermittedOnReplica,
+        SecretNotFoundException,
+    )
+    from moto.secretsmanager.models import ReplicaSecret
+
+    # 1. Every check first: a refused call changes nothing.
+    if not backend._is_valid_identifier(secret_id):
+        raise SecretNotFoundException()
+    secret = backend.secrets[secret_id]
+    if isinstance(secret, ReplicaSecret):
+        raise OperationNotPermittedOnReplica
+    if secret.is_deleted():
+        raise InvalidRequestException(
+            "You can't perform this operation on the secret because it was marked for deletion."
+        )
+    schedule: Schedule | None = None
+    if rotation_rules:
         try:
-            invoker(event)  # type: ignore[operator]
-        except Exception as exc:
-            # The handler's messages never carry a secret value (see rotation_lambda).
-            raise InvalidRequestException(
-                f"Rotation step {event.get('Step')} failed for token {event.get('ClientRequestToken')}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        return b"null"
+            schedule = parse_rotation_rules(rotation_rules)
+        except ValueError as exc:
+            raise InvalidParameterException(str(exc)) from exc
+    function_arn = rotation_lambda_arn or secret.rotation_lambda_arn
+    if not function_arn:
+        raise InvalidRequestException(
+            f"No rotation function is configured for secret {secret.name!r}; send RotationLambdaARN "
+            "(the local stack's is $SECRETSWITCH_ROTATION_LAMBDA_ARN, printed by `secretswitch local`)"
+        )
+    invoker = _invoker(function_arn)
+    if invoker is None:
+        with _functions_lock:
+            known = ", ".join(sorted(_functions)) or "none"
+        raise InvalidParameterException(
+            f"Secrets Manager cannot invoke the rotation function {function_arn!r}: no such function here "
+            f"(functions: {known}); the secret's configuration was not changed"
+        )
+    if client_request_token is not None:
+        backend._client_request_token_validator(client_request_token)
+
+    with _rotation_lock:
+        versions = {version_id: tuple(v["version_stages"]) for version_id, v in secret.versions.items()}
+        request = classify_request(secret.name, versions, client_request_token, str(uuid.uuid4()))
+        if request.kind is RequestKind.REFUSED:
+            raise InvalidRequestException(request.reason)
+        # 2. Accepted: store the configuration (the call's, or the secret's own), then the pending version.
+        secret.rotation_requested = True
+        secret.rotation_enabled = True
+        secret.rotation_lambda_arn = function_arn
+        if schedule is not None:
+            _set_schedule(secret, schedule, dt.datetime.now(dt.UTC))
+        token = request.token or ""
+        if request.kind is RequestKind.ALREADY_DONE:
+            return str(secret.to_short_dict(version_id=token))
+        # Without RotateImmediately AWS only tests the configuration: testSecret on a
+        # pending copy of AWSCURRENT, removed afterwards.
+        test_only = request.kind is RequestKind.NEW and not rotate_immediately
+        if request.kind is RequestKind.NEW:
+            # A staging label sits on one version at a time: it leaves a finished AWSCURRENT version too.
+            secret.remove_version_stages_from_old_versions([AWSPENDING])
+            version: dict[str, Any] = {"createdate": int(time.time()), "version_id": token}
+            if test_only:
+                current = secret.versions.get(secret.default_version_id) or {}
+                version.update({k: current[k] for k in ("secret_string", "secret_binary") if k in current})
+            version["version_stages"] = [AWSPENDING]
+            secret.versions[token] = version
+    steps = ("testSecret",) if test_only else _STEPS
+    _log.info("RotateSecret %s: secret %s token %s, steps %s", request.kind.value, secret.name, token, ",".join(steps))
+
+    # 3. The steps, one at a time, outside the lock (the function calls this server back).
+    rotation_token = str(uuid.uuid4())
+    try:
+        for step in steps:
+            event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": token, "RotationToken": rotation_token}
+            try:
+                invoker(event)
+            except Exception as exc:
+                # The handler's messages never carry a secret value (see rotation_lambda).
+                raise InvalidRequestException(
+                    f"Rotation step {step} failed for token {token}: {type(exc).__name__}: {exc}"
+                ) from exc
+    finally:
+        if test_only:
+            secret.versions.pop(token, None)
+    if not test_only:
+        now = dt.datetime.now(dt.UTC)
+        secret.last_rotation_date = int(now.timestamp())
+        current_schedule = getattr(secret, _SCHEDULE_ATTRIBUTE, None)
+        if current_schedule is not None:
+            _set_schedule(secret, current_schedule, now)
+    return str(secret.to_short_dict(version_id=token))
 
 
-_local_lambda = _LocalLambdaBackend()
+def _install_patches() -> None:
+    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
 
-
-def _local_lambda_backend(account_id: str, region: str) -> _LocalLambdaBackend:
-    return _local_lambda
-
-
-def _install_lambda_router() -> None:
-    import moto.awslambda.utils as lambda_utils
-    from moto.secretsmanager.models import SecretsManagerBackend
-
-    lambda_utils.get_backend = _local_lambda_backend
-    original = SecretsManagerBackend.update_secret_version_stage
-    if getattr(original, "_secretswitch_patched", False):
+    if getattr(SecretsManagerBackend.rotate_secret, "_secretswitch_patched", False):
         return
+    original_stage = SecretsManagerBackend.update_secret_version_stage
+    original_to_dict = FakeSecret.to_dict
 
     def update_secret_version_stage(
         backend: Any, secret_id: str, version_stage: str, remove_from_version_id: str, move_to_version_id: str
     ) -> Any:
-        result = original(backend, secret_id, version_stage, remove_from_version_id, move_to_version_id)
-        if version_stage == "AWSCURRENT" and move_to_version_id:
+        result = original_stage(backend, secret_id, version_stage, remove_from_version_id, move_to_version_id)
+        if version_stage == AWSCURRENT and move_to_version_id:
             backend.secrets[secret_id].set_default_version_id(move_to_version_id)
         return result
 
-    update_secret_version_stage._secretswitch_patched = True  # type: ignore[attr-defined]
+    def to_dict(secret: Any) -> dict[str, Any]:
+        document: dict[str, Any] = original_to_dict(secret)
+        if "RotationRules" in document:
+            schedule = getattr(secret, _SCHEDULE_ATTRIBUTE, None)
+            rules = schedule.rules() if schedule is not None else {}
+            if rules:
+                document["RotationRules"] = rules
+            else:
+                del document["RotationRules"]  # rotated without a schedule: AWS reports none
+        return document
+
+    _rotate_secret._secretswitch_patched = True  # type: ignore[attr-defined]
     SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage
+    SecretsManagerBackend.rotate_secret = _rotate_secret
+    FakeSecret.to_dict = to_dict
 
 
 class MotoSecretsManagerServer:
@@ -158,7 +307,7 @@ class MotoSecretsManagerServer:
             raise LocalStackError(
                 "moto Secrets Manager: moto[server] is not installed; run `pip install 'secretswitch[local]'`"
             ) from exc
-        _install_lambda_router()
+        _install_patches()
         if reset_region is not None:
             for account_backends in get_backend("secretsmanager").values():
                 if reset_region in account_backends:

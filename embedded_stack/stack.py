@@ -20,8 +20,16 @@ exception). Then the two secrets are written:
 Every password the stack makes up follows AWS's default alphabet (no
 ``/@"'\\``), as the rotation function's do.
 
-Every process the stack starts is stopped by PID on exit (Ctrl-C and failing
-tests included) and its temporary directory removed.
+SecantusDB runs with ``--sync-on-commit``: every acknowledged write is on disk,
+so a ``kill -9`` of the database loses none (and cannot roll back a finished
+rotation). ``mongodb-app`` comes with rotation configured as a deployed
+``RotationSchedule`` leaves it: the stack's rotation function and
+``rate(7 days)``, so a plain ``RotateSecret`` works from the first call.
+
+Every process the stack starts is stopped by PID on exit (Ctrl-C at any moment
+of start-up and failing tests included) and its temporary directory removed;
+the directory is only made by :meth:`EmbeddedStack.start`, after every input
+was checked. :meth:`EmbeddedStack.leftovers` says whether anything survived.
 
 With ``mongodb_uri`` (``MONGODB_URI``: a real mongod or Atlas, as a user that
 may create users) no SecantusDB is started: the stack creates ``app`` and
@@ -35,6 +43,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import re
 import secrets
 import shutil
 import signal
@@ -51,6 +61,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from embedded_stack.errors import LocalStackError
+from embedded_stack.signals import signals_deferred
 from rotation_lambda.core import AWS_DEFAULT_EXCLUDE_CHARACTERS
 
 if TYPE_CHECKING:
@@ -58,8 +69,10 @@ if TYPE_CHECKING:
     from pymongo import MongoClient
 
 __all__ = [
+    "ADMIN_URI_ENV",
     "APP_DATABASE",
     "APP_USERS",
+    "DEFAULT_SCHEDULE",
     "DUMMY_AWS_ENV",
     "SECRET_LAYOUTS",
     "EmbeddedStack",
@@ -79,6 +92,11 @@ ROTATION_FUNCTION_NAME = "secretswitch-mongodb-rotation"
 SECRET_LAYOUTS = ("stack", "aws")
 """How ``mongodb-app`` names its databases: ``stack`` (``dbname: mydb``, ``authSource: admin``) or
 ``aws`` (AWS's format with the users in ``admin``: ``dbname: admin``)."""
+DEFAULT_SCHEDULE = "rate(7 days)"
+ADMIN_URI_ENV = "SECRETSWITCH_ADMIN_MONGODB_URI"
+"""Where :meth:`StackInfo.environment` puts the admin URI: a name no tool reads as input (``MONGODB_URI`` is one)."""
+WORK_DIR_PREFIX = "secretswitch-stack-"
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 # moto keeps one state per process, keyed by region: two live stacks must not share one.
 _live_regions: set[str] = set()
@@ -118,7 +136,8 @@ class SecantusServer:
         log_path: where its output goes.
         host: the address to bind.
         port: the port; ``None`` picks a free one.
-        sync_on_commit: pass ``--sync-on-commit`` (durable across SIGKILL).
+        sync_on_commit: pass ``--sync-on-commit``: a write is acknowledged only
+            once it is on disk, so a SIGKILL loses none (the default).
     """
 
     def __init__(
@@ -128,7 +147,7 @@ class SecantusServer:
         *,
         host: str = "127.0.0.1",
         port: int | None = None,
-        sync_on_commit: bool = False,
+        sync_on_commit: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
@@ -137,6 +156,8 @@ class SecantusServer:
         self.sync_on_commit = sync_on_commit
         self.auth = False
         self._process: subprocess.Popen[bytes] | None = None
+        self.started_pids: list[int] = []
+        """Every process this server object started, in order (for leak checks)."""
 
     @property
     def pid(self) -> int | None:
@@ -176,12 +197,14 @@ class SecantusServer:
             command.append("--auth")
         if self.sync_on_commit:
             command.append("--sync-on-commit")
-        with open(self.log_path, "ab") as log:
+        # Started and recorded in one piece: a Ctrl-C in between would leave a process nobody stops.
+        with signals_deferred(), open(self.log_path, "ab") as log:
             # A session of its own: Ctrl-C reaches us, and we stop it in order.
             self._process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
-        self.auth = auth
+            self.started_pids.append(self._process.pid)
+            self.auth = auth
         _log.info("SecantusDB starting: pid %s, %s:%s, auth=%s", self.pid, self.host, self.port, auth)
         deadline = time.monotonic() + timeout
         while True:
@@ -206,7 +229,22 @@ class SecantusServer:
             time.sleep(0.02)
 
     def stop(self, *, timeout: float = 10.0) -> None:
-        """Stop gracefully (SIGINT, then SIGTERM), SIGKILL only as the last resort."""
+        """Stop gracefully (SIGINT, then SIGTERM), SIGKILL only as the last resort; never cut short by a signal."""
+        with signals_deferred():
+            self._stop(timeout)
+
+    def kill(self) -> None:
+        """``kill -9`` the server, as a crash would (the data directory is kept)."""
+        with signals_deferred():
+            process, self._process = self._process, None
+            if process is None:
+                return
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            process.wait(timeout=30)
+        _log.info("SecantusDB killed: pid %s", process.pid)
+
+    def _stop(self, timeout: float) -> None:
         process, self._process = self._process, None
         if process is None:
             return
@@ -297,7 +335,10 @@ class StackInfo:
     app_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def environment(self) -> dict[str, str]:
-        """The variables that point boto3 and an application at this stack."""
+        """The variables that point boto3 and an application at this stack.
+
+        The admin's URI is under :data:`ADMIN_URI_ENV`, never ``MONGODB_URI``.
+        """
         from urllib.parse import quote_plus
 
         return {
@@ -308,7 +349,9 @@ class StackInfo:
             "SECRETSWITCH_SECRET_ID": self.app_secret_id,
             "SECRETSWITCH_MASTER_SECRET_ID": self.admin_secret_id,
             "SECRETSWITCH_ROTATION_LAMBDA_ARN": self.rotation_function_arn,
-            "MONGODB_URI": self.mongodb_uri
+            # Not MONGODB_URI: `secretswitch local` and the demo read that as "use this MongoDB",
+            # so a second stack started from a shell with these exports would take over this one's.
+            ADMIN_URI_ENV: self.mongodb_uri
             or (
                 f"mongodb://{quote_plus(self.admin_username)}:{quote_plus(self.admin_password)}"
                 f"@{self.mongo_host}:{self.mongo_port}/?authSource=admin"
@@ -323,17 +366,22 @@ class EmbeddedStack:
         region: the AWS region the secrets live in.
         app_secret_id: name of the application's secret.
         admin_secret_id: name of the master (admin) secret.
-        mongo_port: SecantusDB's port; ``None`` picks a free one.
-        secretsmanager_port: moto's port; ``0`` picks a free one.
-        sync_on_commit: run SecantusDB with ``--sync-on-commit``.
-        rotation_handler: what moto's ``RotateSecret`` invokes for each step;
+        mongo_port: SecantusDB's port (1-65535); ``None`` picks a free one.
+        secretsmanager_port: moto's port (1-65535); ``0`` picks a free one.
+        sync_on_commit: run SecantusDB with ``--sync-on-commit`` (the default:
+            no acknowledged write is lost when the process dies).
+        rotation_handler: what ``RotateSecret`` invokes for each step;
             by default the project's rotation function, pointed at this stack.
-        work_dir: where data and logs go; a new temporary directory (removed
-            on exit) by default.
+        work_dir: where data and logs go; a new temporary directory (made by
+            :meth:`start`, removed by :meth:`stop`) by default.
         mongodb_uri: use this MongoDB (credentials of a user administrator in
             the URI) instead of starting SecantusDB.
         layout: how the application secret names its databases (see
             :data:`SECRET_LAYOUTS`).
+
+    Raises:
+        LocalStackError: an argument cannot work (a port out of range, a bad
+            region or URI); nothing was started and no folder made.
     """
 
     def __init__(
@@ -344,7 +392,7 @@ class EmbeddedStack:
         admin_secret_id: str = "mongodb-admin",
         mongo_port: int | None = None,
         secretsmanager_port: int = 0,
-        sync_on_commit: bool = False,
+        sync_on_commit: bool = True,
         rotation_handler: Callable[[dict[str, Any]], object] | None = None,
         work_dir: Path | None = None,
         mongodb_uri: str | None = None,
@@ -355,12 +403,21 @@ class EmbeddedStack:
         if layout not in SECRET_LAYOUTS:
             raise LocalStackError(f"layout must be one of {', '.join(SECRET_LAYOUTS)}, not {layout!r}")
         self.layout = layout
+        # Every input is checked before anything exists (a process, a folder).
+        if not _REGION.fullmatch(region):
+            raise LocalStackError(f"region {region!r} is not an AWS region name; use e.g. us-east-1 or eu-west-1")
+        if mongo_port is not None:
+            _check_port(mongo_port, "SecantusDB port")
+        if secretsmanager_port != 0:
+            _check_port(secretsmanager_port, "Secrets Manager port")
+        self.external_mongo = _ExternalMongo.parse(mongodb_uri) if mongodb_uri else None
         self.region = region
         self.app_secret_id = app_secret_id
         self.admin_secret_id = admin_secret_id
         self._owns_work_dir = work_dir is None
-        self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="secretswitch-stack-"))
-        self.external_mongo = _ExternalMongo.parse(mongodb_uri) if mongodb_uri else None
+        # Named now, made by start(): a stack that never starts leaves no folder behind.
+        self.work_dir = work_dir or Path(tempfile.gettempdir()) / f"{WORK_DIR_PREFIX}{secrets.token_hex(8)}"
+        self._made_work_dir = False
         # The SecantusDB process, or None when an external MongoDB is used.
         self.mongo: SecantusServer | None = None
         if self.external_mongo is None:
@@ -395,7 +452,10 @@ class EmbeddedStack:
         return self._info
 
     def start(self) -> StackInfo:
-        """Start both servers, create the users and the secrets.
+        """Start both servers, create the users and the secrets, and configure rotation.
+
+        An exception (``KeyboardInterrupt`` included) at any moment stops
+        whatever was started and removes the folder before it propagates.
 
         Raises:
             LocalStackError: a server did not start, or another live stack in
@@ -406,20 +466,25 @@ class EmbeddedStack:
                 f"moto Secrets Manager: another embedded stack in this process already uses region {self.region!r}; "
                 "give this one another region (moto keeps one state per region)"
             )
-        _live_regions.add(self.region)
-        self._holds_region = True
         try:
+            with signals_deferred():
+                _live_regions.add(self.region)
+                self._holds_region = True
+                self._make_work_dir()
             self.secretsmanager.start(reset_region=self.region)
             app_passwords = {user: _new_password() for user in APP_USERS}
             if self.mongo is not None:
                 admin_password = _new_password()
+                # Provisioning runs without --auth (SecantusDB has no localhost exception), then restarts with it.
                 self.mongo.start(auth=False)
                 self._provision_users(admin_password, app_passwords)
+                _log.info("embedded stack: users created; restarting SecantusDB with --auth")
                 self.mongo.restart(auth=True)
             else:
                 admin_password = self._provision_external(app_passwords)
             admin_arn = self._create_secrets(admin_password, app_passwords)
             self._register_rotation_function()
+            self._configure_rotation()
         except BaseException:
             self.stop()
             raise
@@ -438,10 +503,22 @@ class EmbeddedStack:
             admin_password=admin_password,
             app_passwords=app_passwords,
         )
+        _log.info("embedded stack: ready")
         return self._info
 
     def stop(self) -> None:
-        """Stop every server this stack started and remove its temporary files."""
+        """Stop every server this stack started and remove its temporary files.
+
+        Safe to call more than once; a signal that arrives meanwhile is
+        delivered after the clean-up, never in the middle of it.
+
+        Raises:
+            LocalStackError: something did not stop (see :meth:`leftovers`).
+        """
+        with signals_deferred():
+            self._stop()
+
+    def _stop(self) -> None:
         from embedded_stack.moto_server import unregister_rotation_function
 
         unregister_rotation_function(self.rotation_function_arn)
@@ -454,14 +531,46 @@ class EmbeddedStack:
                 stop()
             except Exception as exc:  # noqa: BLE001 - stop the rest, report after
                 errors.append(exc)
-        if self._owns_work_dir:
+        if self._owns_work_dir and self._made_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+            self._made_work_dir = self.work_dir.exists()
         self._info = None
         if self._holds_region:
             _live_regions.discard(self.region)
             self._holds_region = False
         if errors:
             raise LocalStackError(f"the embedded stack did not stop cleanly: {errors[0]}") from errors[0]
+
+    def leftovers(self) -> list[str]:
+        """What this stack started that still exists (processes, ports, its folder); empty after a clean stop."""
+        found: list[str] = []
+        if self.mongo is not None:
+            found += [f"SecantusDB process {pid}" for pid in self.mongo.started_pids if _pid_alive(pid)]
+        if self.secretsmanager.running:
+            found.append(f"moto Secrets Manager on port {self.secretsmanager.port}")
+        if self._owns_work_dir and self.work_dir.exists():
+            found.append(f"folder {self.work_dir}")
+        return found
+
+    def _make_work_dir(self) -> None:
+        try:
+            self.work_dir.mkdir(mode=0o700, parents=not self._owns_work_dir, exist_ok=not self._owns_work_dir)
+        except OSError as exc:
+            raise LocalStackError(f"cannot make the stack's folder {self.work_dir}: {exc.strerror}") from exc
+        self._made_work_dir = True
+        _log.info("embedded stack: folder %s", self.work_dir)
+
+    def _configure_rotation(self) -> None:
+        """Rotation on, as a deployed ``RotationSchedule`` leaves it: the stack's function, ``rate(7 days)``."""
+        from embedded_stack.moto_server import configure_rotation
+
+        configure_rotation(
+            ACCOUNT_ID,
+            self.region,
+            self.app_secret_id,
+            function_arn=self.rotation_function_arn,
+            schedule_expression=DEFAULT_SCHEDULE,
+        )
 
     # -- clients -------------------------------------------------------------
 
@@ -488,7 +597,7 @@ class EmbeddedStack:
         return MongoClient(host=server.host, port=server.port, username=username, password=password, **options)
 
     def admin_client(self, **options: Any) -> MongoClient[dict[str, Any]]:
-        """A pymongo client logged in as the admin (the ``MONGODB_URI`` user, when given)."""
+        """A pymongo client logged in as the admin (the ``mongodb_uri`` user, when given)."""
         if self.external_mongo is not None:
             options.setdefault("authSource", self.external_mongo.auth_source)
         return self.mongo_client(self.info.admin_username, self.info.admin_password, **options)
@@ -630,6 +739,26 @@ def _default_rotation_handler(
 
     handler = make_handler(secretsmanager_client_factory=client_factory)
     return lambda event: handler(event, None)
+
+
+def _check_port(port: int, what: str) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise LocalStackError(f"{what} {port!r} is out of range; give a port from 1 to 65535, or leave it out")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not count: it holds no port and no file)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "State:\tZ" not in status.read_text()
+    except OSError:
+        return True
 
 
 _PUNCTUATION = "".join(ch for ch in string.punctuation if ch not in AWS_DEFAULT_EXCLUDE_CHARACTERS)

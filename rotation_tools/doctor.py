@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from client.credentials import MongoCredentials, parse_secret_dict
-from client.errors import SecretSwitchError
+from client.errors import AuthenticationError, DatabaseError, SecretSwitchError
 from rotation_lambda.core import AWSCURRENT, AWSPENDING, normalize_roles
 from rotation_lambda.errors import RotationError
 from rotation_lambda.guards import Guard
@@ -241,6 +241,10 @@ def diagnose(
     current = doctor.read(metadata, AWSCURRENT)
     if current is None:
         return [Finding("current-unreadable", f"AWSCURRENT of {secret_id!r} cannot be read or parsed")]
+    unreachable = _unreachable(doctor.mongo, current.credentials)
+    if unreachable is not None:
+        # Nothing below can tell a refused password from a database that does not answer.
+        return [Finding("database-unreachable", unreachable)]
     findings: list[Finding] = []
     master: MongoCredentials | None = None
     try:
@@ -267,7 +271,9 @@ def diagnose(
         metadata = doctor.gateway.describe(secret_id)
         current = doctor.read(metadata, AWSCURRENT) or current
     if not doctor.logs_in(current):
-        message = f"AWSCURRENT ({current.credentials.username!r}) does not log in to MongoDB"
+        message = (
+            f"MongoDB refuses the AWSCURRENT credentials (user {current.credentials.username!r}): they do not log in"
+        )
         fixed = False
         if fix:
             try:
@@ -283,3 +289,17 @@ def diagnose(
 
 def _listed(pairs: list[tuple[str, str]]) -> str:
     return "[" + ", ".join(f"{role}@{db}" for db, role in pairs) + "]"
+
+
+def _unreachable(mongo: MongoGateway, current: MongoCredentials) -> str | None:
+    """Why MongoDB cannot be checked at all (``None``: it answers, whether or not it takes the password)."""
+    try:
+        mongo.check_login(current)
+    except AuthenticationError:
+        return None  # it answered: the credentials are judged below
+    except DatabaseError as exc:
+        return (
+            f"the database is unreachable at {current.endpoint}: {exc}; start it or check the host, port, TLS "
+            "and network (the credentials were not checked)"
+        )
+    return None

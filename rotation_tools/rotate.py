@@ -155,7 +155,8 @@ def rotate_secret(
     if in_progress is not None:
         raise RotationError(
             f"a previous rotation of {secret_id!r} is still in progress (version {in_progress} is AWSPENDING); "
-            "finish it with `secretswitch rotate --resume` or inspect it with `secretswitch doctor`"
+            f"finish it with `secretswitch rotate {secret_id} --resume` or inspect it with "
+            f"`secretswitch doctor {secret_id}`"
         )
     function_arn = rotation_lambda_arn or metadata.rotation_lambda_arn
     if not function_arn:
@@ -179,7 +180,7 @@ def rotate_secret(
             token,
             completed=False,
             failed_step=match.group(1),
-            message=f"{match.group(1)} failed: {exc}. Fix the cause, then `secretswitch rotate --resume`.",
+            message=f"{match.group(1)} failed: {exc}. Fix the cause, then `secretswitch rotate {secret_id} --resume`.",
         )
     if not local:
         return RotationOutcome(
@@ -256,7 +257,10 @@ def _resume(
                 token,
                 completed=False,
                 failed_step=step,
-                message=f"{step} failed: {type(exc).__name__}: {exc}. Fix the cause, then resume again.",
+                message=(
+                    f"{step} failed: {type(exc).__name__}: {exc}. "
+                    f"Fix the cause, then `secretswitch rotate {secret_id} --resume` again."
+                ),
                 resumed=True,
             )
     return _outcome_after(gateway, secret_id, token, resumed=True)
@@ -265,11 +269,12 @@ def _resume(
 def _outcome_after(gateway: SecretsManagerGateway, secret_id: str, token: str, *, resumed: bool) -> RotationOutcome:
     after = gateway.describe(secret_id)
     stages = after.versions.get(token, ())
-    done = "AWSCURRENT" in stages and rotation_in_progress(after) is None and AWSPENDING not in stages
+    # AWSPENDING left on the AWSCURRENT version means finished (AWS's rule; its templates leave it there).
+    done = "AWSCURRENT" in stages and rotation_in_progress(after) is None
     message = (
         f"rotated: version {token} is AWSCURRENT"
         if done
-        else f"the steps ran but version {token} has stages {sorted(stages)}; run `secretswitch doctor`"
+        else f"the steps ran but version {token} has stages {sorted(stages)}; run `secretswitch doctor {secret_id}`"
     )
     return RotationOutcome(secret_id, token, completed=done, failed_step=None, message=message, resumed=resumed)
 

@@ -1,9 +1,22 @@
-"""``secretswitch local``: run the embedded stack in the foreground."""
+"""``secretswitch local``: run the embedded stack in the foreground until Ctrl-C.
+
+Inputs are checked before anything exists (ports, region, ``--mongodb-uri``):
+a bad one is a one-line error and leaves no process and no folder. A Ctrl-C
+(or SIGTERM, SIGHUP) at any moment, start-up included, stops what was started;
+the closing line says every process was ended only when
+:meth:`~embedded_stack.stack.EmbeddedStack.leftovers` finds none.
+
+The admin's URI is exported as ``SECRETSWITCH_ADMIN_MONGODB_URI``, not
+``MONGODB_URI``: this command reads ``MONGODB_URI`` as "use this MongoDB", so a
+second ``local`` started from a shell with the first one's exports still
+starts a stack of its own.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 from typing import Any
@@ -11,22 +24,33 @@ from typing import Any
 __all__ = ["register"]
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; give a port from 1 to 65535 (0: a free one)")
+    return value
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "local",
         help="run moto Secrets Manager + SecantusDB on loopback until Ctrl-C",
         description=(
-            "Start the embedded local stack (moto's Secrets Manager and SecantusDB with --auth), "
-            "create the users and secrets, print the environment that points an application at it, "
-            "and keep running until Ctrl-C."
+            "Start the embedded local stack (moto's Secrets Manager and SecantusDB with --auth and "
+            "--sync-on-commit), create the users and secrets (mongodb-app with rotation configured: the local "
+            "rotation function, rate(7 days)), print the environment that points an application, boto3 or the "
+            "AWS CLI at it, and keep running until Ctrl-C."
         ),
     )
-    parser.add_argument("--mongo-port", type=int, default=None, help="SecantusDB port (default: a free one)")
-    parser.add_argument("--sm-port", type=int, default=0, help="Secrets Manager port (default: a free one)")
+    parser.add_argument("--mongo-port", type=_port, default=None, help="SecantusDB port (default: a free one)")
+    parser.add_argument("--sm-port", type=_port, default=0, help="Secrets Manager port (default: a free one)")
     parser.add_argument("--region", default="us-east-1", help="AWS region of the secrets (default: %(default)s)")
     parser.add_argument(
         "--mongodb-uri",
-        default=os.environ.get("MONGODB_URI"),
+        default=None,
         help="use this MongoDB (a user administrator's URI) instead of starting SecantusDB (default: $MONGODB_URI)",
     )
     parser.add_argument(
@@ -42,16 +66,20 @@ def run(args: argparse.Namespace) -> int:
     from embedded_stack.signals import stop_on_signals
     from embedded_stack.stack import EmbeddedStack
 
-    stop_on_signals()
+    # Checks every input and makes nothing: a bad one raises here (exit 2), before any process or folder.
     stack = EmbeddedStack(
         region=args.region,
-        mongo_port=args.mongo_port,
+        mongo_port=args.mongo_port or None,
         secretsmanager_port=args.sm_port,
-        mongodb_uri=args.mongodb_uri or None,
+        mongodb_uri=args.mongodb_uri or os.environ.get("MONGODB_URI") or None,
         layout="aws" if getattr(args, "aws_layout", False) else "stack",
     )
+    stop_on_signals()
+    interrupted = ready = False
+    stop_error: Exception | None = None
     try:
         info = stack.start()
+        ready = True  # from here on, Ctrl-C is the normal way to stop
         print("# secretswitch local stack is running. Paste these lines into another shell:")
         for key, value in info.environment().items():
             print(f"export {key}='{value}'")
@@ -61,12 +89,31 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             print(f"# MongoDB from MONGODB_URI at {info.mongo_host}:{info.mongo_port}; users app, app_clone created")
-        print("# rotate with: secretswitch rotate mongodb-app   (then: secretswitch status mongodb-app)")
+        print(f"# {info.app_secret_id}: rotation configured (the local function, rate(7 days))")
+        secret = info.app_secret_id
+        print(f"# rotate with: secretswitch rotate {secret}   (then: secretswitch status {secret})")
+        print(f"#   or: aws secretsmanager rotate-secret --secret-id {info.app_secret_id}")
         print("# Press Ctrl-C to stop.", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
-        print("# stopping ...", file=sys.stderr, flush=True)
+        interrupted = True
     finally:
-        stack.stop()
+        # A second Ctrl-C must not cut the clean-up of the first short.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        if interrupted:
+            print("# stopping ...", file=sys.stderr, flush=True)
+        try:
+            stack.stop()
+        except Exception as exc:  # noqa: BLE001 - reported below with what is left
+            stop_error = exc
+    left = stack.leftovers()
+    if left:
+        print(f"# NOT everything stopped: {', '.join(left)} is still there; stop or remove it by hand", file=sys.stderr)
+        return 1
+    if stop_error is not None:
+        print(f"# stopped with an error: {stop_error}", file=sys.stderr)
+        return 1
     print("# stopped; every process started was ended and the temporary data removed.", file=sys.stderr)
-    return 0
+    # Ctrl-C is how a running stack is meant to stop; before it was ready, it is an interruption.
+    return 0 if ready or not interrupted else 130

@@ -3,6 +3,10 @@
 The Secrets Manager endpoint is resolved as the rotation function does it:
 ``SECRETS_MANAGER_ENDPOINT``, else boto3's own (``AWS_ENDPOINT_URL_SECRETS_MANAGER``
 as printed by ``secretswitch local``, else AWS).
+
+Every argument is checked before the first call to AWS (:func:`check_rotate_args`):
+a bad ``--schedule``, ``--days`` or ``--lambda-arn`` (or ``$SECRETSWITCH_ROTATION_LAMBDA_ARN``)
+is a one-line error and the secret is untouched.
 """
 
 from __future__ import annotations
@@ -10,12 +14,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from client.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-__all__ = ["register"]
+__all__ = ["check_rotate_args", "register"]
+
+LAMBDA_ARN_ENV = "SECRETSWITCH_ROTATION_LAMBDA_ARN"
+_LAMBDA_ARN = re.compile(
+    r"arn:aws(-[a-z]+)*:lambda:[a-z]{2}(-[a-z]+)+-\d{1,2}:\d{12}:function:[A-Za-z0-9_-]{1,64}(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?"
+)
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
 def register(subparsers: Any) -> None:
@@ -31,17 +45,19 @@ def register(subparsers: Any) -> None:
     rotate.add_argument("secret_id", metavar="SECRET_ID")
     rotate.add_argument(
         "--lambda-arn",
-        default=os.environ.get("SECRETSWITCH_ROTATION_LAMBDA_ARN") or None,
-        help="rotation function ARN (default: $SECRETSWITCH_ROTATION_LAMBDA_ARN, else the one on the secret)",
+        default=None,
+        help=f"rotation function ARN (default: ${LAMBDA_ARN_ENV}, else the one on the secret)",
     )
     schedule = rotate.add_mutually_exclusive_group()
     schedule.add_argument(
         "--days",
         type=int,
         default=None,
-        help="set the schedule to every N days (default: keep the secret's schedule; 7 days if it has none)",
+        help="set the schedule to every N days, 1-1000 (default: keep the secret's schedule; 7 days if it has none)",
     )
-    schedule.add_argument("--schedule", help="set a rate()/cron() ScheduleExpression instead of --days")
+    schedule.add_argument(
+        "--schedule", help="set a ScheduleExpression instead of --days: rate(N days), rate(N hours) (N >= 4), cron(...)"
+    )
     stuck = rotate.add_mutually_exclusive_group()
     stuck.add_argument(
         "--resume", action="store_true", help="re-run the four steps of the rotation in progress (safe to repeat)"
@@ -51,18 +67,32 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="drop the stuck AWSPENDING version if it never reached the database (refused otherwise)",
     )
+    _region_argument(rotate)
     rotate.set_defaults(handler=run_rotate)
 
     status = subparsers.add_parser(
-        "status", help="versions, stages, users and the rotation schedule of a secret (no passwords)"
+        "status",
+        help="versions, stages, users and the rotation schedule of a secret (no passwords)",
+        description=(
+            "Show a secret's rotation schedule and function, its last and next rotation, a rotation in progress, "
+            "and every version with its staging labels, user name and creation time. Never shows a password."
+        ),
     )
     status.add_argument("secret_id", metavar="SECRET_ID")
     status.add_argument("--json", action="store_true", help="print JSON")
+    _region_argument(status)
     status.set_defaults(handler=run_status)
 
     doctor = subparsers.add_parser(
         "doctor",
         help="find a stuck rotation, credentials that fail and role drift; --fix repairs what is safe",
+        description=(
+            "Check a secret end to end: a rotation stuck in progress, AWSCURRENT credentials that MongoDB refuses "
+            "(or a database that cannot be reached), and roles that differ between the two users. With --fix, "
+            "resume (or cancel) a stuck rotation, revoke roles the passive user holds beyond the current user's, and "
+            "move AWSCURRENT back to a working AWSPREVIOUS; it never writes a password nor grants a role. "
+            "Exit 0 when healthy (or everything was fixed), 1 otherwise."
+        ),
     )
     doctor.add_argument("secret_id", metavar="SECRET_ID")
     doctor.add_argument(
@@ -71,26 +101,85 @@ def register(subparsers: Any) -> None:
         help="resume (or cancel) a stuck rotation, revoke a partner's extra roles, move AWSCURRENT back to a "
         "working AWSPREVIOUS; never writes a password or grants a role",
     )
+    _region_argument(doctor)
     doctor.set_defaults(handler=run_doctor)
 
 
-def _client() -> SecretsManagerClient:
+def _region_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--region", default=None, help="AWS region (default: boto3's: AWS_REGION, the profile)")
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    if not args.secret_id.strip():
+        raise ConfigurationError("SECRET_ID is empty; give the secret's name or ARN, e.g. mongodb-app")
+    if args.region is not None and not _REGION.fullmatch(args.region):
+        raise ConfigurationError(f"--region {args.region!r} is not an AWS region name; use e.g. us-east-1")
+
+
+def check_rotate_args(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """Check ``rotate``'s arguments before anything is called; returns the function ARN to send (or ``None``).
+
+    Raises:
+        ConfigurationError: a value Secrets Manager would refuse or that names no function; says which and why.
+    """
+    from embedded_stack.contract import MAX_DAYS, parse_schedule_expression
+
+    _check_common(args)
+    if args.days is not None and not 1 <= args.days <= MAX_DAYS:
+        raise ConfigurationError(f"--days {args.days} is out of range; Secrets Manager accepts 1 to {MAX_DAYS} days")
+    if args.schedule is not None:
+        try:
+            parse_schedule_expression(args.schedule)
+        except ValueError as exc:
+            raise ConfigurationError(f"--schedule: {exc}") from None
+    if args.resume and (args.days is not None or args.schedule is not None or args.lambda_arn is not None):
+        raise ConfigurationError(
+            "--resume re-runs the rotation in progress as it was started; leave out --days, --schedule and --lambda-arn"
+        )
+    arn: str | None = args.lambda_arn
+    source = "--lambda-arn"
+    if arn is None and not args.resume:
+        arn, source = environ.get(LAMBDA_ARN_ENV) or None, f"${LAMBDA_ARN_ENV}"
+    if arn is not None and not _LAMBDA_ARN.fullmatch(arn):
+        raise ConfigurationError(
+            f"{source} {arn!r} is not a Lambda function ARN; expected "
+            "arn:aws:lambda:REGION:ACCOUNT:function:NAME (`secretswitch local` prints the local one)"
+        )
+    return arn
+
+
+def _client(region: str | None) -> SecretsManagerClient:
+    from botocore.exceptions import NoRegionError
+
     from rotation_lambda.lambda_function import default_secretsmanager_client
 
-    return default_secretsmanager_client()
+    try:
+        if region is None:
+            return default_secretsmanager_client()
+        import boto3
+
+        # As default_secretsmanager_client() does, with the region given.
+        endpoint = os.environ.get("SECRETS_MANAGER_ENDPOINT") or None
+        return boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint)
+    except NoRegionError:
+        raise ConfigurationError(
+            "no AWS region is configured; pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), "
+            "or paste the exports `secretswitch local` prints"
+        ) from None
 
 
 def run_rotate(args: argparse.Namespace) -> int:
     from rotation_tools.rotate import cancel_rotation, rotate_secret
 
     if args.cancel:
-        cancelled = cancel_rotation(_client(), args.secret_id)
+        cancelled = cancel_rotation(_client(args.region), args.secret_id)
         print(f"{cancelled.secret_id}: token {cancelled.token}: {cancelled.message}")
         return 0
+    function_arn = check_rotate_args(args, os.environ)
     outcome = rotate_secret(
-        _client(),
+        _client(args.region),
         args.secret_id,
-        rotation_lambda_arn=args.lambda_arn,
+        rotation_lambda_arn=function_arn,
         rotation_days=args.days,
         resume=args.resume,
         schedule_expression=args.schedule,
@@ -108,7 +197,8 @@ def _when(value: Any) -> str:
 def run_status(args: argparse.Namespace) -> int:
     from rotation_tools.status import secret_status
 
-    status = secret_status(_client(), args.secret_id)
+    _check_common(args)
+    status = secret_status(_client(args.region), args.secret_id)
     if args.json:
         document = {
             "secret_id": status.secret_id,
@@ -151,7 +241,8 @@ def run_status(args: argparse.Namespace) -> int:
 def run_doctor(args: argparse.Namespace) -> int:
     from rotation_tools.doctor import diagnose
 
-    findings = diagnose(_client(), args.secret_id, fix=args.fix)
+    _check_common(args)
+    findings = diagnose(_client(args.region), args.secret_id, fix=args.fix)
     if not findings:
         print(f"{args.secret_id}: healthy (no rotation stuck, AWSCURRENT logs in, the users' roles agree)")
         return 0

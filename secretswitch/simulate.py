@@ -44,18 +44,23 @@ import itertools
 import math
 import random
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from client.errors import ConfigurationError
 from client.policy import AWSCURRENT, DAY, RefreshPolicy, recovery_stages
 
 __all__ = [
     "USERS",
     "FleetConfig",
+    "Progress",
+    "ProgressCallback",
+    "check_arguments",
     "FleetReport",
     "HeldCredential",
     "PasswordState",
@@ -77,6 +82,17 @@ WEEK = 7 * DAY
 USERS = ("app", "app_clone")
 # The documented default quota of GetSecretValue requests per second and Region.
 GET_SECRET_VALUE_QUOTA = 10_000
+
+ProgressCallback = Callable[[int], None]
+"""Told how many instance passes were just simulated."""
+
+# What the command accepts. A year of 10,000 instances takes ~5 s, and time grows
+# with instances x days, so the caps keep a run under about ten minutes.
+MAX_INSTANCES = 1_000_000
+MAX_DAYS = 3650.0
+MAX_ROTATION_DAYS = 1000
+MAX_MANUAL_ROTATIONS = 10_000
+MAX_OPS_PER_SECOND = 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +304,7 @@ def _instance_rng(seed: int, instance: int, stream: str) -> random.Random:
 
 
 def _run_without_recovery(
-    config: FleetConfig, state: PasswordState, starts: Sequence[float]
+    config: FleetConfig, state: PasswordState, starts: Sequence[float], progress: ProgressCallback | None = None
 ) -> tuple[int, int, float, float]:
     """Refreshes on schedule only. Returns (broken instances, broken periods, broken seconds, min margin)."""
     policy, horizon = config.policy, config.horizon
@@ -296,6 +312,8 @@ def _run_without_recovery(
     broken_seconds = 0.0
     min_margin = math.inf
     for instance, start in enumerate(starts):
+        if progress is not None:
+            progress(1)
         rng = _instance_rng(config.seed, instance, "schedule")
         ops = _instance_rng(config.seed, instance, "ops")
         fetched_at = start
@@ -336,7 +354,7 @@ def _recover(
 
 
 def _run_with_recovery(
-    config: FleetConfig, state: PasswordState, starts: Sequence[float]
+    config: FleetConfig, state: PasswordState, starts: Sequence[float], progress: ProgressCallback | None = None
 ) -> tuple[int, int, int, list[float]]:
     """Refreshes on schedule plus the auth-failure recovery.
 
@@ -346,6 +364,8 @@ def _run_with_recovery(
     recoveries = recovered_instances = failed_operations = 0
     calls: list[float] = []
     for instance, start in enumerate(starts):
+        if progress is not None:
+            progress(1)
         rng = _instance_rng(config.seed, instance, "schedule")
         ops = _instance_rng(config.seed, instance, "ops")
         calls.append(start)
@@ -386,13 +406,20 @@ def _run_with_recovery(
     return recoveries, recovered_instances, failed_operations, calls
 
 
-def simulate_fleet(config: FleetConfig, *, with_recovery: bool = True, without_recovery: bool = True) -> FleetReport:
+def simulate_fleet(
+    config: FleetConfig,
+    *,
+    with_recovery: bool = True,
+    without_recovery: bool = True,
+    progress: ProgressCallback | None = None,
+) -> FleetReport:
     """Run one simulation and return its numbers.
 
     Args:
         config: the fleet, the policy and the rotation schedule.
         with_recovery: run the fleet with the auth-failure recovery (calls, recoveries).
         without_recovery: run it without (broken uses, margins).
+        progress: called with 1 for each instance of each pass (a pass: with or without recovery).
     """
     horizon = config.horizon
     schedule_rng = random.Random(f"{config.seed}:rotations")
@@ -420,11 +447,13 @@ def simulate_fleet(config: FleetConfig, *, with_recovery: bool = True, without_r
     broken_instances = broken_periods = 0
     broken_seconds, min_margin = 0.0, math.inf
     if without_recovery:
-        broken_instances, broken_periods, broken_seconds, min_margin = _run_without_recovery(config, state, starts)
+        broken_instances, broken_periods, broken_seconds, min_margin = _run_without_recovery(
+            config, state, starts, progress
+        )
     recoveries = recovered_instances = failed_operations = 0
     calls: list[float] = []
     if with_recovery:
-        recoveries, recovered_instances, failed_operations, calls = _run_with_recovery(config, state, starts)
+        recoveries, recovered_instances, failed_operations, calls = _run_with_recovery(config, state, starts, progress)
 
     per_second = Counter(int(at) for at in calls)
     peak_second, peak = per_second.most_common(1)[0] if per_second else (0, 0)
@@ -483,11 +512,17 @@ class SweepRow:
     deploy_peak_after_first_day: int
 
 
+SWEEP_REFRESH_DAYS: tuple[float, ...] = (1, 2, 3, 4, 5, 5.5, 5.75, 6, 6.5, 7)
+SWEEP_JITTERS: tuple[float, ...] = (0.0, 0.1, 0.25)
+SWEEP_PASSES_PER_ROW = 4  # random schedule (with and without recovery), worst case, deploy
+
+
 def sweep(
     base: FleetConfig,
     *,
-    refresh_days: Iterable[float] = (1, 2, 3, 4, 5, 5.5, 5.75, 6, 6.5, 7),
-    jitters: Iterable[float] = (0.0, 0.1, 0.25),
+    refresh_days: Iterable[float] = SWEEP_REFRESH_DAYS,
+    jitters: Iterable[float] = SWEEP_JITTERS,
+    progress: ProgressCallback | None = None,
 ) -> list[SweepRow]:
     """Run ``base`` for each refresh interval and jitter, on a random and on the worst-case schedule.
 
@@ -500,9 +535,11 @@ def sweep(
         for jitter in jitter_list:
             policy = replace(base.policy, refresh_interval=days * DAY, jitter=jitter)
             config = replace(base, policy=policy, worst_case=False)
-            random_run = simulate_fleet(config)
-            worst_run = simulate_fleet(replace(config, worst_case=True, manual_rotations=0), with_recovery=False)
-            deploy_run = simulate_fleet(replace(config, start_window=60.0), without_recovery=False)
+            random_run = simulate_fleet(config, progress=progress)
+            worst_run = simulate_fleet(
+                replace(config, worst_case=True, manual_rotations=0), with_recovery=False, progress=progress
+            )
+            deploy_run = simulate_fleet(replace(config, start_window=60.0), without_recovery=False, progress=progress)
             after_first_day = deploy_run.calls_per_minute[24 * 60 :]
             rows.append(
                 SweepRow(
@@ -679,13 +716,75 @@ def plot(path: Path, reports: Sequence[tuple[str, FleetReport]], rows: Sequence[
     return path
 
 
+class Progress:
+    """Shows how far a long run is, on a stream (stderr), without a word for a short one.
+
+    Nothing is printed until ``after`` seconds have passed; then one line at most
+    every ``every`` seconds, and a last one at the end.
+
+    Args:
+        total: instance passes the whole run will simulate.
+        stream: where the lines go.
+        clock: a monotonic clock (injected for tests).
+        after: quiet for this many seconds.
+        every: at most one line per this many seconds.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        after: float = 3.0,
+        every: float = 2.0,
+    ) -> None:
+        self.total = max(1, total)
+        self.done = 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.clock = clock
+        self.started = clock()
+        self.after = after
+        self.every = every
+        self.stage = ""
+        self._next_print = self.started + after
+        self.printed = 0
+
+    def __call__(self, passes: int) -> None:
+        self.done += passes
+        now = self.clock()
+        if now >= self._next_print:
+            self._print(now)
+            self._next_print = now + self.every
+
+    def finish(self) -> None:
+        """A closing line, only if progress was shown at all."""
+        if self.printed:
+            self.done = self.total
+            self._print(self.clock())
+
+    def _print(self, now: float) -> None:
+        percent = 100.0 * min(self.done, self.total) / self.total
+        elapsed = now - self.started
+        left = elapsed * (self.total - self.done) / self.done if 0 < self.done < self.total else 0.0
+        stage = f" {self.stage}:" if self.stage else ""
+        print(
+            f"simulate:{stage} {percent:.0f}% ({elapsed:.0f} s, about {left:.0f} s left)",
+            file=self.stream,
+            flush=True,
+        )
+        self.printed += 1
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "simulate",
         help="simulate a fleet of clients against a year of rotations (virtual clock)",
         description=(
             "Run the client's refresh policy for a fleet of instances against Secrets Manager's "
-            "rotation schedule and the alternating-users password state; print a table and write a plot."
+            "rotation schedule and the alternating-users password state; print a table, and write the "
+            "plot to OUT/fleet.png (default ./fleet-simulation/fleet.png; needs matplotlib). Shows progress "
+            "on stderr when a run takes more than a few seconds. Exit 1 if any operation failed with the recovery."
         ),
     )
     add_arguments(parser)
@@ -694,8 +793,12 @@ def register(subparsers: Any) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     default = RefreshPolicy()
-    parser.add_argument("--instances", type=int, default=10_000, help="fleet size (default: %(default)s)")
-    parser.add_argument("--days", type=float, default=365.0, help="simulated days (default: %(default)s)")
+    parser.add_argument(
+        "--instances", type=int, default=10_000, help=f"fleet size, 1-{MAX_INSTANCES:,} (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--days", type=float, default=365.0, help=f"simulated days, up to {MAX_DAYS:g} (default: %(default)s)"
+    )
     parser.add_argument(
         "--refresh-days",
         type=float,
@@ -703,10 +806,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refresh interval, an upper bound (default: the client's, %(default)s)",
     )
     parser.add_argument(
-        "--jitter", type=float, default=default.jitter, help="refresh jitter fraction (default: %(default)s)"
+        "--jitter", type=float, default=default.jitter, help="refresh jitter fraction, 0 to <1 (default: %(default)s)"
     )
-    parser.add_argument("--rotation-days", type=int, default=7, help="rate(N days) of the rotation (default: 7)")
-    parser.add_argument("--window-hours", type=float, default=24.0, help="rotation window (default: 24)")
+    parser.add_argument(
+        "--rotation-days", type=int, default=7, help=f"rate(N days) of the rotation, 1-{MAX_ROTATION_DAYS} (default: 7)"
+    )
+    parser.add_argument(
+        "--window-hours", type=float, default=24.0, help="rotation window, more than 0 and at most 24 (default: 24)"
+    )
     parser.add_argument(
         "--rotation-seconds", type=float, default=60.0, help="setSecret to finishSecret (default: %(default)s)"
     )
@@ -716,11 +823,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sweep-instances", type=int, default=1000, help="fleet size of each sweep run (default: %(default)s)"
     )
-    parser.add_argument("--out", type=Path, default=Path("fleet-simulation"), help="where to write the plot")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("fleet-simulation"),
+        help="folder for the plot, OUT/fleet.png; made if missing (default: ./fleet-simulation)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
 
 
+def _in_range(value: float, flag: str, low: float, high: float, *, low_open: bool = False, unit: str = "") -> None:
+    below = value <= low if low_open else value < low
+    if not math.isfinite(value) or below or value > high:
+        lower = f"more than {_number(low)}" if low_open else f"at least {_number(low)}"
+        raise ConfigurationError(
+            f"{flag} {_number(value)} is out of range; give {lower} and at most {_number(high)}{unit}"
+        )
+
+
+def _number(value: float) -> str:
+    if math.isfinite(value) and float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:g}"
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse values the simulation cannot run with, before it starts (one line each).
+
+    Raises:
+        ConfigurationError: names the option, the value and the range.
+    """
+    _in_range(args.instances, "--instances", 1, MAX_INSTANCES)
+    _in_range(args.days, "--days", 0, MAX_DAYS, low_open=True)
+    _in_range(args.refresh_days, "--refresh-days", 0, MAX_ROTATION_DAYS, low_open=True)
+    _in_range(args.jitter, "--jitter", 0, 0.99)
+    _in_range(args.rotation_days, "--rotation-days", 1, MAX_ROTATION_DAYS)
+    _in_range(args.window_hours, "--window-hours", 0, 24, low_open=True)
+    _in_range(args.rotation_seconds, "--rotation-seconds", 0, HOUR)
+    _in_range(args.manual_rotations, "--manual-rotations", 0, MAX_MANUAL_ROTATIONS)
+    _in_range(args.ops_per_second, "--ops-per-second", 0, MAX_OPS_PER_SECOND, low_open=True)
+    _in_range(args.sweep_instances, "--sweep-instances", 1, MAX_INSTANCES)
+    _check_out(args.out)
+
+
+def _check_out(out: Path) -> None:
+    """Make the folder and write a file in it now: a run of minutes must not end in "cannot write"."""
+    if out.exists() and not out.is_dir():
+        raise ConfigurationError(f"--out {out} exists and is not a folder; give a folder (it is made if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(
+            f"--out {out}: cannot write there ({exc.strerror}); give a folder you may write to"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     policy = replace(RefreshPolicy(), refresh_interval=args.refresh_days * DAY, jitter=args.jitter)
     config = FleetConfig(
         instances=args.instances,
@@ -733,23 +894,34 @@ def run(args: argparse.Namespace) -> int:
         ops_per_second=args.ops_per_second,
         seed=args.seed,
     )
+    # Three runs of two passes, plus the sweep's rows.
+    sweep_rows = len(SWEEP_REFRESH_DAYS) * len(SWEEP_JITTERS) if args.sweep else 0
+    progress = Progress(6 * args.instances + sweep_rows * SWEEP_PASSES_PER_ROW * args.sweep_instances)
     began = time.perf_counter()
-    reports = [
-        ("spread starts", simulate_fleet(config)),
-        ("deploy (1 min)", simulate_fleet(replace(config, start_window=60.0))),
-        ("worst-case schedule", simulate_fleet(replace(config, worst_case=True, manual_rotations=0))),
-    ]
+    reports = []
+    for name, scenario in (
+        ("spread starts", config),
+        ("deploy (1 min)", replace(config, start_window=60.0)),
+        ("worst-case schedule", replace(config, worst_case=True, manual_rotations=0)),
+    ):
+        progress.stage = name
+        reports.append((name, simulate_fleet(scenario, progress=progress)))
     print(format_report(reports))
     print(f"({time.perf_counter() - began:.1f} s)", flush=True)
     rows: list[SweepRow] = []
     if args.sweep:
         began = time.perf_counter()
-        rows = sweep(replace(config, instances=args.sweep_instances))
+        progress.stage = "sweep"
+        rows = sweep(replace(config, instances=args.sweep_instances), progress=progress)
         print()
         print(f"Sweep ({args.sweep_instances:,} instances, {args.days:g} days, seed {args.seed}):")
         print(format_sweep(rows))
         print(f"({time.perf_counter() - began:.1f} s)", flush=True)
-    written = plot(args.out / "fleet.png", reports, rows)
+    progress.finish()
+    try:
+        written = plot(args.out / "fleet.png", reports, rows)
+    except OSError as exc:
+        raise ConfigurationError(f"--out {args.out}: cannot write the plot: {exc.strerror}") from None
     print(f"plot: {written}" if written else "plot: skipped (matplotlib is not installed: pip install '.[demo]')")
     failed = sum(report.failed_operations for _, report in reports)
     return 1 if failed else 0
@@ -759,7 +931,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bench.fleet``: the same as ``secretswitch simulate``."""
     parser = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except ConfigurationError as exc:
+        print(f"python -m bench.fleet: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The fault soak: the demo workload through the rotating client while faults are injected at random.
 
 Rotations run every few seconds on the embedded stack while, at random,
-SecantusDB is stopped and restarted between two rotation steps, the moto
+SecantusDB is stopped and restarted between two rotation steps, SecantusDB is
+killed with ``kill -9`` mid-workload right after a rotation (it runs with
+``--sync-on-commit``: not one acknowledged write may be lost, and the finished
+rotation must survive, so ``AWSCURRENT`` still logs in), the moto
 server is stopped across a due refresh, a rotation is killed after each
 possible step and then resumed, and two rotations land inside one cache
 period. Afterwards: no acknowledged write is lost, every failed operation
@@ -162,6 +165,17 @@ class Soak:
             self.resume()
             time.sleep(GRACE)
 
+    def database_killed_after_rotation(self) -> None:
+        """kill -9 mid-workload, just after a rotation finished: a crash, not a clean stop."""
+        self.space_rotations()
+        with self.window("SecantusDB killed (kill -9) after a rotation"):
+            self.rotate()
+            time.sleep(self.rng.uniform(0.0, 0.3))  # the workload keeps inserting until the kill
+            self.stack.mongo.kill()
+            time.sleep(self.rng.uniform(0.3, 1.0))
+            self.stack.mongo.start(auth=True)
+            time.sleep(GRACE)
+
     def secretsmanager_restart_around_refresh(self) -> None:
         with self.window("moto stopped across a due refresh"):
             self.stack.secretsmanager.stop()
@@ -184,7 +198,11 @@ class Soak:
             lambda step=step: self.database_restart_between_steps(step)
             for step in self.rng.sample(("start", *STEPS[:-1]), 2)
         ]
-        actions += [self.secretsmanager_restart_around_refresh, self.manual_rotation_inside_cache_period]
+        actions += [
+            self.database_killed_after_rotation,
+            self.secretsmanager_restart_around_refresh,
+            self.manual_rotation_inside_cache_period,
+        ]
         self.rng.shuffle(actions)
         return actions
 
@@ -214,7 +232,6 @@ def test_fault_soak() -> None:
     rng = random.Random(SEED)
     stack = EmbeddedStack(region=REGION)
     stack.start()
-    mongo_pid = stack.mongo.pid
     threads_before = {thread.ident for thread in threading.enumerate()}
     log = OpLog()
     run_id = secrets.token_hex(4)
@@ -299,9 +316,10 @@ def test_fault_soak() -> None:
     # Only stopping the database may fail operations; everything else the client must absorb.
     tolerated = [f for f in soak.faults if f.failed_operations and not f.kind.startswith("SecantusDB")]
     assert not tolerated, _table(soak.faults, outside)
-    # Nothing left running: the SecantusDB process and every thread the soak started are gone.
-    assert mongo_pid is not None
-    assert not _alive(mongo_pid)
+    # Nothing left running: every SecantusDB process the soak started (restarts included) and every thread.
+    assert stack.mongo is not None
+    assert stack.mongo.started_pids
+    assert not [pid for pid in stack.mongo.started_pids if _alive(pid)]
     time.sleep(0.5)
     leftover = [t.name for t in threading.enumerate() if t.ident not in threads_before]
     assert not leftover, leftover

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -126,6 +127,16 @@ def test_local_command_leaves_no_process_behind(tmp_path: Path) -> None:
     )
     lines: list[str] = []
     assert process.stdout is not None
+    try:
+        _test_running_local(process, lines)
+    finally:
+        if process.poll() is None:  # a failed assertion must not leave the stack running
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+
+
+def _test_running_local(process: subprocess.Popen[str], lines: list[str]) -> None:
+    assert process.stdout is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         line = process.stdout.readline()
@@ -147,7 +158,8 @@ def test_local_command_leaves_no_process_behind(tmp_path: Path) -> None:
     # The printed environment really points at a working stack.
     from pymongo import MongoClient
 
-    with MongoClient(exports["MONGODB_URI"], serverSelectionTimeoutMS=5000) as admin:
+    assert "MONGODB_URI" not in exports, "the tool reads MONGODB_URI as an input: it must not export it"
+    with MongoClient(exports["SECRETSWITCH_ADMIN_MONGODB_URI"], serverSelectionTimeoutMS=5000) as admin:
         assert admin.admin.command("usersInfo", "app")["users"][0]["user"] == "app"
     assert _pid_alive(pid)
 
@@ -163,9 +175,12 @@ def test_stack_stops_every_process_when_the_body_fails() -> None:
     started: dict[str, int] = {}
     failing = EmbeddedStack(region="eu-central-1")
     work_dir = failing.work_dir
+    assert not work_dir.exists(), "the folder is made by start(), not by the constructor"
 
     def body() -> None:
         with failing:
+            assert work_dir.is_dir()
+            assert failing.leftovers(), "a running stack has processes and a folder"
             assert failing.mongo.pid is not None
             started["pid"] = failing.mongo.pid
             started["port"] = failing.mongo.port
@@ -178,6 +193,7 @@ def test_stack_stops_every_process_when_the_body_fails() -> None:
     assert not _listening(started["port"])
     assert not _listening(started["sm_port"])
     assert not work_dir.exists()
+    assert failing.leftovers() == []
 
 
 def test_a_second_stack_in_the_same_region_is_refused(fresh: EmbeddedStack) -> None:
@@ -186,5 +202,59 @@ def test_a_second_stack_in_the_same_region_is_refused(fresh: EmbeddedStack) -> N
     with pytest.raises(LocalStackError, match="already uses region 'eu-west-1'"):
         second.start()
     second.stop()  # harmless, and must not free the region the first stack holds
+    third = EmbeddedStack(region=fresh.region)
     with pytest.raises(LocalStackError, match="already uses region"):
-        EmbeddedStack(region=fresh.region).start()
+        third.start()
+    assert not second.work_dir.exists(), "a refused start leaves no folder"
+    assert not third.work_dir.exists(), "a refused start leaves no folder"
+
+
+# The log lines `secretswitch -v local` writes as start-up goes, in order; each is a moment to press Ctrl-C.
+START_UP_MOMENTS = [
+    "embedded stack: folder",  # the folder exists, nothing runs yet
+    "moto Secrets Manager listening",  # moto runs, SecantusDB not yet
+    "auth=False",  # SecantusDB started without --auth: waiting for it, then provisioning the users
+    "users created; restarting SecantusDB with --auth",  # stopping the unauthenticated server
+    "SecantusDB stopped",  # between the unauthenticated server and the --auth one
+    "auth=True",  # the --auth server starting
+]
+
+
+@pytest.mark.parametrize("moment", START_UP_MOMENTS)
+def test_ctrl_c_at_any_moment_of_start_up_leaves_no_process_and_no_folder(moment: str, tmp_path: Path) -> None:
+    """A person presses Ctrl-C while `secretswitch local` starts: nothing it started survives."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "secretswitch", "-v", "local", "--region", "us-east-2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    interrupted_at = None
+    watchdog = threading.Timer(120, process.kill)  # never hang the suite, whatever happens
+    watchdog.start()
+    try:
+        for line in iter(process.stdout.readline, ""):
+            lines.append(line)
+            if interrupted_at is None and (moment in line or "Press Ctrl-C" in line):
+                process.send_signal(signal.SIGINT)
+                interrupted_at = line
+        process.wait(timeout=60)
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+    output = "".join(lines)
+    assert interrupted_at is not None, output
+    assert moment in interrupted_at, f"start-up never reached {moment!r}:\n{output}"
+    pids = [
+        int(part.split("pid ")[1].split(",")[0]) for part in output.splitlines() if "SecantusDB starting: pid" in part
+    ]
+    assert process.returncode in (0, 130), output
+    assert "Traceback" not in output, output
+    for pid in pids:
+        assert not _pid_alive(pid), f"SecantusDB pid {pid} survived a Ctrl-C at {moment!r}"
+    assert not list(tmp_path.glob("secretswitch-stack-*")), f"a folder survived a Ctrl-C at {moment!r}"
+    assert "every process started was ended" in output.splitlines()[-1], output

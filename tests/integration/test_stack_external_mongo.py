@@ -54,7 +54,8 @@ def test_stack_provisions_rotates_and_cleans_up_on_an_external_mongodb(external_
         assert "host" not in document
         assert document["uri"].startswith("mongodb://127.0.0.1:")
         assert "root" not in document["uri"], "the connection string in a secret carries no credentials"
-        assert stack.info.environment()["MONGODB_URI"] == external_mongo
+        assert stack.info.environment()["SECRETSWITCH_ADMIN_MONGODB_URI"] == external_mongo
+        assert "MONGODB_URI" not in stack.info.environment(), "the input variable is never exported"
 
         outcome = rotate_secret(sm, "mongodb-app", rotation_lambda_arn=stack.rotation_function_arn)
         assert outcome.completed, outcome.message
