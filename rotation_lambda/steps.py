@@ -160,6 +160,15 @@ class Rotator:
         """Verify the pending credentials (guards, login, read, roles); retry a few times for propagation lag."""
         current_document, current = self._current(event)
         pending_document, pending = self._pending(event)
+        if dict(pending_document) == dict(current_document):
+            # RotateSecret with RotateImmediately=false: AWS tests the configuration with a pending
+            # copy of AWSCURRENT (then removes it). Nothing can change through an identical copy.
+            return self._done(
+                event,
+                "configuration-tested",
+                current_user=current.username,
+                read_database=self.mongo.read_check(pending),
+            )
         self._check_pending(event, current_document, current, pending_document, pending)
         delays = backoff_delays(self.test_attempts, self.first_retry_delay)
         last_error: DatabaseError | None = None
