@@ -50,15 +50,12 @@ from pymongo.errors import PyMongoError
 from client.core import (
     IMMEDIATE_READS,
     IMMEDIATE_WRITES,
-    ClientCore,
     Generation,
     ScheduleCheck,
-    check_arguments,
-    no_database_error,
 )
 from client.credentials import MongoCredentials
 from client.errors import AuthenticationError, DatabaseError
-from client.events import ClientEvent, ClientMetrics
+from client.events import ClientEvent
 from client.flows import BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Request, drive_async, start_plan
 from client.hub import InFlight
 from client.mongo import (
@@ -71,7 +68,7 @@ from client.mongo import (
     release_async_waiters,
 )
 from client.policy import RefreshPolicy, Retry, after_failure
-from client.secretsmanager import SecretSource
+from client.shell import RotatingShell
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -104,7 +101,7 @@ def _not_started() -> _Gen:
     )
 
 
-class AsyncRotatingMongoClient:
+class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]", "AsyncDatabase[dict[str, Any]]"]):
     """A MongoDB client for asyncio that reads its credentials from Secrets Manager and follows rotations.
 
     Args:
@@ -140,24 +137,18 @@ class AsyncRotatingMongoClient:
         login_check: AsyncLoginCheck = check_login_async,
         close_grace: float = 2.0,
     ) -> None:
-        check_arguments(secret_id, database, close_grace)
-        self.secret_id = secret_id
-        self.default_database_name = database
-        self.policy = policy if policy is not None else RefreshPolicy()
-        self._clock = clock
-        self._mongo_options: Mapping[str, Any] = dict(mongo_options or {})
-        self._client_factory = client_factory
-        self._login_check = login_check
-        self._close_grace = close_grace
-        self._source = SecretSource(secret_id, secretsmanager_client)
-        self._core: ClientCore[AsyncMongoClient[dict[str, Any]], AsyncDatabase[dict[str, Any]]] = ClientCore(
+        self._init_shell(
             secret_id,
             database=database,
-            policy=self.policy,
+            secretsmanager_client=secretsmanager_client,
+            policy=policy,
             clock=clock,
-            rng=rng if rng is not None else random.Random(),
-            on_publish=self._set_generation,
+            mongo_options=mongo_options,
+            rng=rng,
+            close_grace=close_grace,
         )
+        self._client_factory = client_factory
+        self._login_check = login_check
         self._gen: _Gen = _not_started()
         self._started = False
         self._starting: asyncio.Task[Any] | None = None
@@ -168,9 +159,6 @@ class AsyncRotatingMongoClient:
         self._stopping: asyncio.Event | None = None
         if on_event is not None:
             self.subscribe(on_event)
-
-    def _set_generation(self, gen: _Gen) -> None:
-        self._gen = gen
 
     # -- starting and stopping -----------------------------------------------------
 
@@ -239,51 +227,7 @@ class AsyncRotatingMongoClient:
     ) -> None:
         await self.close()
 
-    def __repr__(self) -> str:
-        gen = self._gen
-        return (
-            f"AsyncRotatingMongoClient(secret_id={self.secret_id!r}, user={gen.credentials.username!r}, "
-            f"version={gen.credentials.version_id!r}, endpoint={gen.credentials.endpoint!r}, "
-            f"generation={gen.number})"
-        )
-
-    # -- the hot path ------------------------------------------------------------
-
-    def database(self, name: str | None = None) -> AsyncDatabase[dict[str, Any]]:
-        """The live ``AsyncDatabase`` (default: ``database=``, else the secret's ``dbname``); no await.
-
-        On a cache hit this does no I/O, takes no lock and copies nothing.
-
-        Raises:
-            ConfigurationError: no name given, no ``database=`` and the secret has no ``dbname``.
-            AuthenticationError: the database refused the credentials; the
-                repair runs meanwhile (``run`` and ``collection`` wait for it).
-            DatabaseError: the client is closed or not started.
-        """
-        gen = self._gen
-        if name is None:
-            if self._clock() < gen.check_at and gen.default_database is not None:
-                return gen.default_database
-        else:
-            db = gen.databases.get(name)
-            if db is not None and self._clock() < gen.check_at:
-                return db
-        return self._database_of(self._maintain(), name)
-
-    @property
-    def client(self) -> AsyncMongoClient[dict[str, Any]]:
-        """The live ``AsyncMongoClient`` (same rules as :meth:`database`)."""
-        gen = self._gen
-        if self._clock() < gen.check_at:
-            return gen.client
-        return self._maintain().client
-
-    def _database_of(self, gen: _Gen, name: str | None) -> AsyncDatabase[dict[str, Any]]:
-        if name is not None:
-            return gen.database(name)
-        if gen.default_database is None:
-            raise no_database_error(self.secret_id, type(self).__name__)
-        return gen.default_database
+    # -- the slow path of the hot path (client.shell.RotatingShell.database) -------
 
     def _maintain(self) -> _Gen:
         """The slow path without awaiting: start a refresh, or a repair; never wait."""
@@ -322,21 +266,6 @@ class AsyncRotatingMongoClient:
             )
 
     # -- the public surface ----------------------------------------------------------
-
-    @property
-    def credentials(self) -> MongoCredentials:
-        """The credentials the live client uses (a frozen snapshot)."""
-        return self._gen.credentials
-
-    @property
-    def active_user(self) -> str:
-        """The MongoDB user the live client is logged in as."""
-        return self._gen.credentials.username
-
-    @property
-    def metrics(self) -> ClientMetrics:
-        """A snapshot of the counters."""
-        return self._core.metrics(self._source.api_calls)
 
     def subscribe(self, callback: Callable[[ClientEvent], None]) -> Callable[[], None]:
         """Call ``callback(event)`` for every event, in order, on the loop, outside the client's flows.

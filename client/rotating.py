@@ -66,14 +66,10 @@ from pymongo.errors import PyMongoError
 from client.core import (
     IMMEDIATE_READS,
     IMMEDIATE_WRITES,
-    ClientCore,
     Generation,
     ScheduleCheck,
-    check_arguments,
-    no_database_error,
 )
-from client.credentials import MongoCredentials
-from client.events import ClientEvent, ClientMetrics
+from client.events import ClientEvent
 from client.flows import BuildClient, CheckLogin, CloseClient, ReadSecret, Request, drive
 from client.hub import InFlight
 from client.mongo import (
@@ -86,7 +82,7 @@ from client.mongo import (
     release_waiters,
 )
 from client.policy import RefreshPolicy, Retry, after_failure
-from client.secretsmanager import SecretSource
+from client.shell import RotatingShell
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -104,7 +100,7 @@ T = TypeVar("T")
 _Gen = Generation["MongoClient[dict[str, Any]]", "Database[dict[str, Any]]"]
 
 
-class RotatingMongoClient:
+class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database[dict[str, Any]]"]):
     """A MongoDB client that reads its credentials from Secrets Manager and follows rotations.
 
     Args:
@@ -154,24 +150,18 @@ class RotatingMongoClient:
         login_check: LoginCheck = check_login,
         close_grace: float = 2.0,
     ) -> None:
-        check_arguments(secret_id, database, close_grace)
-        self.secret_id = secret_id
-        self.default_database_name = database
-        self.policy = policy if policy is not None else RefreshPolicy()
-        self._clock = clock
-        self._mongo_options: Mapping[str, Any] = dict(mongo_options or {})
-        self._client_factory = client_factory
-        self._login_check = login_check
-        self._close_grace = close_grace
-        self._source = SecretSource(secret_id, secretsmanager_client)
-        self._core: ClientCore[MongoClient[dict[str, Any]], Database[dict[str, Any]]] = ClientCore(
+        self._init_shell(
             secret_id,
             database=database,
-            policy=self.policy,
+            secretsmanager_client=secretsmanager_client,
+            policy=policy,
             clock=clock,
-            rng=rng if rng is not None else random.Random(),
-            on_publish=self._set_generation,
+            mongo_options=mongo_options,
+            rng=rng,
+            close_grace=close_grace,
         )
+        self._client_factory = client_factory
+        self._login_check = login_check
         self._refresh_lock = threading.Lock()  # single flight: reads of the secret and swaps
         self._state_lock = threading.Lock()  # threads, retired generations, closing
         self._stopping = threading.Event()
@@ -185,65 +175,7 @@ class RotatingMongoClient:
         finally:
             self._core.events.deliver()
 
-    def _set_generation(self, gen: _Gen) -> None:
-        # One attribute store: readers see the old or the new snapshot, never a mix.
-        self._gen = gen
-
-    # -- the hot path ----------------------------------------------------------
-
-    def database(self, name: str | None = None) -> Database[dict[str, Any]]:
-        """The live pymongo ``Database`` (default: the ``database=`` argument, else the secret's ``dbname``).
-
-        On a cache hit this does no I/O, takes no lock and copies nothing.
-        Take it per unit of work: an old client is closed a grace period
-        after a switch.
-
-        Raises:
-            ConfigurationError: no name given, no ``database=`` and the secret has no ``dbname``.
-            AuthenticationError: the database refused the credentials and no
-                version of the secret logs in (for ``forced_refresh_gap``).
-        """
-        gen = self._gen
-        if name is None:
-            if self._clock() < gen.check_at and gen.default_database is not None:
-                return gen.default_database
-        else:
-            db = gen.databases.get(name)
-            if db is not None and self._clock() < gen.check_at:
-                return db
-        return self._database_of(self._maintain(), name)
-
-    @property
-    def client(self) -> MongoClient[dict[str, Any]]:
-        """The live pymongo ``MongoClient`` (same rules as :meth:`database`)."""
-        gen = self._gen
-        if self._clock() < gen.check_at:
-            return gen.client
-        return self._maintain().client
-
-    def _database_of(self, gen: _Gen, name: str | None) -> Database[dict[str, Any]]:
-        if name is not None:
-            return gen.database(name)
-        if gen.default_database is None:
-            raise no_database_error(self.secret_id, type(self).__name__)
-        return gen.default_database
-
     # -- the public surface ----------------------------------------------------
-
-    @property
-    def credentials(self) -> MongoCredentials:
-        """The credentials the live client uses (a frozen ``MongoCredentials`` snapshot)."""
-        return self._gen.credentials
-
-    @property
-    def active_user(self) -> str:
-        """The MongoDB user the live client is logged in as."""
-        return self._gen.credentials.username
-
-    @property
-    def metrics(self) -> ClientMetrics:
-        """A snapshot of the counters."""
-        return self._core.metrics(self._source.api_calls)
 
     def subscribe(self, callback: Callable[[ClientEvent], None]) -> Callable[[], None]:
         """Call ``callback(event)`` for every event, in order, once the client released its locks.
@@ -395,14 +327,6 @@ class RotatingMongoClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        gen = self._gen
-        return (
-            f"RotatingMongoClient(secret_id={self.secret_id!r}, user={gen.credentials.username!r}, "
-            f"version={gen.credentials.version_id!r}, endpoint={gen.credentials.endpoint!r}, "
-            f"generation={gen.number})"
-        )
 
     # -- the slow path ------------------------------------------------------------
 

@@ -1,0 +1,141 @@
+"""What the threaded and the asyncio rotating clients share around :class:`~client.core.ClientCore`.
+
+The settings, the core, the live generation, and the hot path: a cache hit in
+:meth:`RotatingShell.database` / :attr:`RotatingShell.client` is one clock
+call, one comparison and one attribute read (no I/O, no lock, no copy). Past
+``check_at`` each shell's ``_maintain`` decides, without I/O on the calling
+path, what to use.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from client.core import ClientCore, Generation, check_arguments, no_database_error
+from client.credentials import MongoCredentials
+from client.events import ClientMetrics
+from client.policy import RefreshPolicy
+from client.secretsmanager import SecretSource
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+__all__ = ["RotatingShell"]
+
+C = TypeVar("C")
+D = TypeVar("D")
+
+
+class RotatingShell(Generic[C, D]):
+    """The part of a rotating client that does not depend on threads or asyncio.
+
+    Subclasses call :meth:`_init_shell` first and implement :meth:`_maintain`.
+    """
+
+    _gen: Generation[C, D]
+
+    def _init_shell(
+        self,
+        secret_id: str,
+        *,
+        database: str | None,
+        secretsmanager_client: SecretsManagerClient | Any | None,
+        policy: RefreshPolicy | None,
+        clock: Callable[[], float],
+        mongo_options: Mapping[str, Any] | None,
+        rng: random.Random | None,
+        close_grace: float,
+    ) -> None:
+        check_arguments(secret_id, database, close_grace)
+        self.secret_id = secret_id
+        self.default_database_name = database
+        self.policy = policy if policy is not None else RefreshPolicy()
+        self._clock = clock
+        self._mongo_options: Mapping[str, Any] = dict(mongo_options or {})
+        self._close_grace = close_grace
+        self._source = SecretSource(secret_id, secretsmanager_client)
+        self._core: ClientCore[C, D] = ClientCore(
+            secret_id,
+            database=database,
+            policy=self.policy,
+            clock=clock,
+            rng=rng if rng is not None else random.Random(),
+            on_publish=self._set_generation,
+        )
+
+    def _set_generation(self, gen: Generation[C, D]) -> None:
+        # One attribute store: readers see the old or the new snapshot, never a mix.
+        self._gen = gen
+
+    def _maintain(self) -> Generation[C, D]:
+        """Past ``check_at``: the generation to use now (each shell's slow path)."""
+        raise NotImplementedError
+
+    # -- the hot path ----------------------------------------------------------
+
+    def database(self, name: str | None = None) -> D:
+        """The live pymongo database (default: the ``database=`` argument, else the secret's ``dbname``).
+
+        On a cache hit this does no I/O, takes no lock, copies nothing and
+        never awaits. Take it per unit of work: an old client is closed a
+        grace period after a switch.
+
+        Raises:
+            ConfigurationError: no name given, no ``database=`` and the secret has no ``dbname``.
+            AuthenticationError: the database refused the credentials and no
+                version of the secret logs in (for ``forced_refresh_gap``); the
+                asyncio client also raises it while its repair runs (``run``
+                and ``collection`` wait for the repair instead).
+            DatabaseError: the asyncio client is closed or not started.
+        """
+        gen = self._gen
+        if name is None:
+            if self._clock() < gen.check_at and gen.default_database is not None:
+                return gen.default_database
+        else:
+            db = gen.databases.get(name)
+            if db is not None and self._clock() < gen.check_at:
+                return db
+        return self._database_of(self._maintain(), name)
+
+    @property
+    def client(self) -> C:
+        """The live pymongo client (same rules as :meth:`database`)."""
+        gen = self._gen
+        if self._clock() < gen.check_at:
+            return gen.client
+        return self._maintain().client
+
+    def _database_of(self, gen: Generation[C, D], name: str | None) -> D:
+        if name is not None:
+            return gen.database(name)
+        if gen.default_database is None:
+            raise no_database_error(self.secret_id, type(self).__name__)
+        return gen.default_database
+
+    # -- the read-only surface -------------------------------------------------
+
+    @property
+    def credentials(self) -> MongoCredentials:
+        """The credentials the live client uses (a frozen ``MongoCredentials`` snapshot)."""
+        return self._gen.credentials
+
+    @property
+    def active_user(self) -> str:
+        """The MongoDB user the live client is logged in as."""
+        return self._gen.credentials.username
+
+    @property
+    def metrics(self) -> ClientMetrics:
+        """A snapshot of the counters."""
+        return self._core.metrics(self._source.api_calls)
+
+    def __repr__(self) -> str:
+        gen = self._gen
+        return (
+            f"{type(self).__name__}(secret_id={self.secret_id!r}, user={gen.credentials.username!r}, "
+            f"version={gen.credentials.version_id!r}, endpoint={gen.credentials.endpoint!r}, "
+            f"generation={gen.number})"
+        )
