@@ -213,6 +213,19 @@ def rotation_rules(
     return None
 
 
+def _nothing_in_progress(
+    gateway: SecretsManagerGateway, secret_id: str, metadata: SecretMetadata, verb: str, *, resumed: bool
+) -> RotationOutcome:
+    """No rotation in progress: drop a leftover AWSPENDING label on AWSCURRENT and say so."""
+    _drop_pending_label_on_current(gateway, secret_id, metadata)
+    current = current_version_id(metadata.versions) or "?"
+    return RotationOutcome(
+        secret_id, current, completed=True, failed_step=None,
+        message=f"nothing to {verb}: no rotation in progress; AWSCURRENT is version {current}",
+        resumed=resumed,
+    )  # fmt: skip
+
+
 def _resume(
     gateway: SecretsManagerGateway,
     sm_client: SecretsManagerClient,
@@ -222,13 +235,7 @@ def _resume(
 ) -> RotationOutcome:
     token = rotation_in_progress(metadata)
     if token is None:
-        _drop_pending_label_on_current(gateway, secret_id, metadata)
-        current = current_version_id(metadata.versions) or "?"
-        return RotationOutcome(
-            secret_id, current, completed=True, failed_step=None,
-            message=f"nothing to resume: no rotation in progress; AWSCURRENT is version {current}",
-            resumed=True,
-        )  # fmt: skip
+        return _nothing_in_progress(gateway, secret_id, metadata, "resume", resumed=True)
     if not is_local_endpoint(sm_client):
         # On AWS the deployed function must run the steps: RotateSecret with the
         # pending token is idempotent and makes Secrets Manager invoke it again.
@@ -374,12 +381,7 @@ def cancel_rotation(
     metadata = gateway.describe(secret_id)
     token = rotation_in_progress(metadata)
     if token is None:
-        _drop_pending_label_on_current(gateway, secret_id, metadata)
-        current = current_version_id(metadata.versions) or "?"
-        return RotationOutcome(
-            secret_id, current, completed=True, failed_step=None,
-            message=f"nothing to cancel: no rotation in progress; AWSCURRENT is version {current}",
-        )  # fmt: skip
+        return _nothing_in_progress(gateway, secret_id, metadata, "cancel", resumed=False)
     reason = _never_reached_database(gateway, secret_id, token, mongo_client_factory)
     gateway.remove_stage(secret_id, AWSPENDING, token)
     _log.info("rotation cancelled: secret_id=%s token=%s reason=%s", secret_id, token, reason)
