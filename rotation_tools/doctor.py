@@ -83,6 +83,7 @@ class _Doctor:
         self.gateway = SecretsManagerGateway(sm_client)
         self.mongo = MongoGateway(mongo_client_factory or default_mongo_client_factory)
         self.guard = Guard(self.gateway, self.mongo, environ)
+        self.read_errors: dict[str, str] = {}  # stage -> why it could not be read (fields, never values)
 
     def read(self, metadata: SecretMetadata, stage: str, version_id: str | None = None) -> _Version | None:
         if version_id is None:
@@ -92,9 +93,14 @@ class _Doctor:
         try:
             document = json.loads(self.gateway.secret_string(self.secret_id, stage=stage, version_id=version_id))
             if not isinstance(document, dict):
+                self.read_errors[stage] = "the SecretString is not a JSON object"
                 return None
             credentials = parse_secret_dict(document, secret_id=self.secret_id, version_id=version_id)
-        except (SecretSwitchError, ValueError):
+        except SecretSwitchError as exc:
+            self.read_errors[stage] = str(exc)  # names fields, never values
+            return None
+        except ValueError:
+            self.read_errors[stage] = "the SecretString is not valid JSON"
             return None
         return _Version(version_id, stage, document, credentials)
 
@@ -240,7 +246,8 @@ def diagnose(
     pending_token = rotation_in_progress(metadata)
     current = doctor.read(metadata, AWSCURRENT)
     if current is None:
-        return [Finding("current-unreadable", f"AWSCURRENT of {secret_id!r} cannot be read or parsed")]
+        reason = doctor.read_errors.get(AWSCURRENT, "it has no AWSCURRENT version")
+        return [Finding("current-unreadable", f"AWSCURRENT of {secret_id!r} cannot be read or parsed: {reason}")]
     unreachable = _unreachable(doctor.mongo, current.credentials)
     if unreachable is not None:
         # Nothing below can tell a refused password from a database that does not answer.

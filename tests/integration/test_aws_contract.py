@@ -314,3 +314,15 @@ def test_a_second_local_stack_starts_from_the_first_ones_exports(cstack: Embedde
     assert process.returncode == 0, err
     assert "every process started was ended" in err
     assert not list(tmp_path.glob("secretswitch-stack-*"))
+
+
+def test_doctor_says_why_awscurrent_cannot_be_parsed(
+    sm: Any, cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = json.loads(sm.get_secret_value(SecretId=SECRET)["SecretString"])
+    sm.create_secret(Name="unparsable", SecretString=json.dumps({**document, "ssl": "yes"}))
+    assert main(["doctor", "unparsable"]) == 1
+    out = capsys.readouterr().out
+    assert "current-unreadable" in out
+    assert "'ssl': must be true or false" in out
+    assert document["password"] not in out
