@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from client.credentials import parse_secret, parse_secret_dict
+from client.credentials import parse_secret
 from client.errors import DatabaseError, SecretFormatError, SecretNotFoundError, SecretsManagerError
 from rotation_lambda.core import AWSCURRENT, AWSPENDING, STEPS, current_version_id, pending_version_ids
 from rotation_lambda.errors import RotationError
@@ -310,7 +310,7 @@ def refuse_unrotatable(
     function's createSecret refuses a missing ``masterarn`` on its own.
 
     Raises:
-        SecretFormatError: no ``masterarn``, or AWSCURRENT cannot be parsed.
+        SecretFormatError: no ``masterarn``.
         RotationError: the secret is a master secret.
     """
     gateway = SecretsManagerGateway(sm_client)
@@ -323,8 +323,6 @@ def refuse_unrotatable(
         return
     own_names = {metadata.arn, metadata.name, secret_id}
     master_arn = master_arn_of(document, secret_id)
-    # The function's createSecret would refuse it too, but only after RotateSecret left a pending version.
-    parse_secret_dict(document, secret_id=secret_id)
     if master_arn in own_names:
         raise RotationError(f"secret {secret_id!r} names itself as its masterarn; nothing was changed")
     dependant = _secret_using_as_master(sm_client, gateway, own_names, function_arn)

@@ -199,18 +199,3 @@ def test_a_secret_that_another_secret_names_as_its_master_is_refused(aws: tuple[
     )
     with pytest.raises(RotationError, match="is the master secret of 'orders-app'"):
         rotate_secret(client, SECRET, rotation_lambda_arn=FUNCTION)
-
-
-def test_a_secret_that_cannot_be_parsed_is_refused_before_rotatesecret(aws: tuple[Any, Stubber]) -> None:
-    client, stubber = aws
-    unparsable = json.dumps({**json.loads(APP_VALUE), "ssl": "yes"})
-    stubber.add_response("describe_secret", _described({CURRENT: ["AWSCURRENT"]}, None), {"SecretId": SECRET})
-    stubber.add_response(
-        "get_secret_value",
-        {"ARN": ARN, "Name": SECRET, "VersionId": CURRENT, "SecretString": unparsable},
-        {"SecretId": SECRET, "VersionStage": "AWSCURRENT"},
-    )
-    # No RotateSecret is stubbed: Stubber fails the test if it is called (no pending version is left).
-    with pytest.raises(SecretFormatError, match="'ssl': must be true or false") as refused:
-        rotate_secret(client, SECRET, rotation_lambda_arn=FUNCTION)
-    assert "\n" not in str(refused.value)
