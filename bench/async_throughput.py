@@ -50,9 +50,9 @@ async def _rate(op: Callable[[], Awaitable[object]], seconds: float) -> tuple[fl
 
 
 async def _main() -> int:
-    from client import AsyncRotatingMongoClient
-    from client.mongo import build_async_mongo_client
-    from embedded_stack.stack import APP_DATABASE, EmbeddedStack
+    from secretswitch.client import AsyncRotatingMongoClient
+    from secretswitch.client.mongo import build_async_mongo_client
+    from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack
 
     with EmbeddedStack(region=REGION) as stack:
         sm = stack.secretsmanager_client()
@@ -111,7 +111,7 @@ async def _main() -> int:
 def main() -> int:
     import logging
 
-    logging.getLogger("client").setLevel(logging.ERROR)
+    logging.getLogger("secretswitch.client").setLevel(logging.ERROR)
     return asyncio.run(_main())
 
 

@@ -80,10 +80,10 @@ def main() -> int:
     from aws_secretsmanager_caching import SecretCache, SecretCacheConfig
     from cachetools import TTLCache
 
-    from client import AsyncRotatingMongoClient, RotatingMongoClient
-    from embedded_stack.stack import EmbeddedStack
+    from secretswitch.client import AsyncRotatingMongoClient, RotatingMongoClient
+    from secretswitch.embedded_stack.stack import EmbeddedStack
 
-    logging.getLogger("demo_app").setLevel(logging.WARNING)
+    logging.getLogger("secretswitch.demo_app").setLevel(logging.WARNING)
     with EmbeddedStack(region=REGION) as stack:
         sm = stack.secretsmanager_client()
         with RotatingMongoClient("mongodb-app", secretsmanager_client=sm) as rc:

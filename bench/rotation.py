@@ -33,11 +33,11 @@ def _median_s(fn: Any, number: int = 30) -> float:
 
 
 def main() -> int:
-    from embedded_stack.moto_server import register_rotation_function
-    from embedded_stack.stack import EmbeddedStack
-    from rotation_lambda.core import STEPS
-    from rotation_lambda.lambda_function import make_handler
-    from rotation_tools.rotate import rotate_secret
+    from secretswitch.embedded_stack.moto_server import register_rotation_function
+    from secretswitch.embedded_stack.stack import EmbeddedStack
+    from secretswitch.rotation_lambda.core import STEPS
+    from secretswitch.rotation_lambda.lambda_function import make_handler
+    from secretswitch.rotation_tools.rotate import rotate_secret
 
     logging.getLogger("secretswitch").setLevel(logging.WARNING)
     with EmbeddedStack(region=REGION) as stack:
@@ -66,7 +66,7 @@ def main() -> int:
                 return 1
 
         get_value = _median_s(lambda: sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT"))
-        from client.credentials import parse_secret
+        from secretswitch.client.credentials import parse_secret
 
         current = parse_secret(
             sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"], secret_id=secret_id

@@ -139,7 +139,7 @@ def _durability_cost() -> list[tuple[str, str, str]]:
     """insert_one/s with and without --sync-on-commit, interleaved, best of two; rows for the table."""
     from pymongo import MongoClient
 
-    from embedded_stack.stack import SecantusServer
+    from secretswitch.embedded_stack.stack import SecantusServer
 
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="secretswitch-bench-") as tmp:
@@ -177,12 +177,12 @@ def _durability_cost() -> list[tuple[str, str, str]]:
 def main() -> int:
     import logging
 
-    from client import RotatingMongoClient
-    from client.mongo import build_mongo_client
-    from embedded_stack.stack import APP_DATABASE, EmbeddedStack
+    from secretswitch.client import RotatingMongoClient
+    from secretswitch.client.mongo import build_mongo_client
+    from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack
 
-    logging.getLogger("demo_app").setLevel(logging.WARNING)
-    logging.getLogger("client").setLevel(logging.ERROR)
+    logging.getLogger("secretswitch.demo_app").setLevel(logging.WARNING)
+    logging.getLogger("secretswitch.client").setLevel(logging.ERROR)
     with EmbeddedStack(region=REGION) as stack:
         sm = stack.secretsmanager_client()
         options: dict[str, Any] = {"maxPoolSize": 16}

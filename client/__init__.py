@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from client.async_rotating import AsyncRecoveringCollection, AsyncRotatingMongoClient
-from client.core import ScheduleCheck
-from client.credentials import MongoCredentials, parse_secret
-from client.errors import (
+from .async_rotating import AsyncRecoveringCollection, AsyncRotatingMongoClient
+from .core import ScheduleCheck
+from .credentials import MongoCredentials, parse_secret
+from .errors import (
     AuthenticationError,
     ConfigurationError,
     DatabaseError,
@@ -14,9 +14,9 @@ from client.errors import (
     SecretsManagerError,
     SecretSwitchError,
 )
-from client.events import ClientEvent, ClientMetrics
-from client.policy import CacheState, RefreshPolicy
-from client.rotating import RecoveringCollection, RotatingMongoClient
+from .events import ClientEvent, ClientMetrics
+from .policy import CacheState, RefreshPolicy
+from .rotating import RecoveringCollection, RotatingMongoClient
 
 __all__ = [
     "AsyncRecoveringCollection",

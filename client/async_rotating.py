@@ -47,18 +47,18 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from pymongo.errors import PyMongoError
 
-from client.core import (
+from .core import (
     IMMEDIATE_READS,
     IMMEDIATE_WRITES,
     Generation,
     ScheduleCheck,
 )
-from client.credentials import MongoCredentials
-from client.errors import AuthenticationError, DatabaseError
-from client.events import ClientEvent
-from client.flows import BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Request, drive_async, start_plan
-from client.hub import InFlight
-from client.mongo import (
+from .credentials import MongoCredentials
+from .errors import AuthenticationError, DatabaseError
+from .events import ClientEvent
+from .flows import BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Request, drive_async, start_plan
+from .hub import InFlight
+from .mongo import (
     AsyncLoginCheck,
     AsyncMongoClientFactory,
     build_async_mongo_client,
@@ -67,8 +67,8 @@ from client.mongo import (
     discard_async_client,
     release_async_waiters,
 )
-from client.policy import RefreshPolicy, Retry, after_failure
-from client.shell import RotatingShell
+from .policy import RefreshPolicy, Retry, after_failure
+from .shell import RotatingShell
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

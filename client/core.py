@@ -39,8 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
-from client.credentials import MongoCredentials, parse_secret
-from client.errors import (
+from .credentials import MongoCredentials, parse_secret
+from .errors import (
     AuthenticationError,
     ConfigurationError,
     DatabaseError,
@@ -49,10 +49,10 @@ from client.errors import (
     SecretsManagerError,
     SecretSwitchError,
 )
-from client.events import ClientMetrics, EventKind
-from client.flows import BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Retire
-from client.hub import EventHub, InFlight
-from client.policy import (
+from .events import ClientMetrics, EventKind
+from .flows import BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Retire
+from .hub import EventHub, InFlight
+from .policy import (
     AWSCURRENT,
     AWSPENDING,
     AWSPREVIOUS,
@@ -64,7 +64,7 @@ from client.policy import (
     recovery_stages,
     rotation_schedule_warning,
 )
-from client.secretsmanager import RotationSchedule, SecretVersion
+from .secretsmanager import RotationSchedule, SecretVersion
 
 __all__ = [
     "IMMEDIATE_READS",

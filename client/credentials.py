@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from client.errors import SecretFormatError
+from .errors import SecretFormatError
 
 __all__ = ["DEFAULT_PORT", "TLS_OPTION_FIELDS", "MongoCredentials", "parse_secret", "parse_secret_dict"]
 

@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from client.credentials import MongoCredentials
+from .credentials import MongoCredentials
 
 if TYPE_CHECKING:
-    from client.core import Generation
+    from .core import Generation
 
 __all__ = [
     "BuildClient",

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from client.events import ClientEvent, EventKind
+from .events import ClientEvent, EventKind
 
 __all__ = ["EventHub", "InFlight"]
 

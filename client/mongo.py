@@ -41,9 +41,9 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from client.credentials import MongoCredentials
-from client.errors import AuthenticationError, ConfigurationError, DatabaseError
-from client.policy import Failure, is_auth_failure_code
+from .credentials import MongoCredentials
+from .errors import AuthenticationError, ConfigurationError, DatabaseError
+from .policy import Failure, is_auth_failure_code
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient

@@ -52,7 +52,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from client.errors import ConfigurationError
+from .errors import ConfigurationError
 
 __all__ = [
     "AWSCURRENT",

@@ -63,16 +63,16 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pymongo.errors import PyMongoError
 
-from client.core import (
+from .core import (
     IMMEDIATE_READS,
     IMMEDIATE_WRITES,
     Generation,
     ScheduleCheck,
 )
-from client.events import ClientEvent
-from client.flows import BuildClient, CheckLogin, CloseClient, ReadSecret, Request, drive
-from client.hub import InFlight
-from client.mongo import (
+from .events import ClientEvent
+from .flows import BuildClient, CheckLogin, CloseClient, ReadSecret, Request, drive
+from .hub import InFlight
+from .mongo import (
     LoginCheck,
     MongoClientFactory,
     build_mongo_client,
@@ -81,8 +81,8 @@ from client.mongo import (
     discard_client,
     release_waiters,
 )
-from client.policy import RefreshPolicy, Retry, after_failure
-from client.shell import RotatingShell
+from .policy import RefreshPolicy, Retry, after_failure
+from .shell import RotatingShell
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from client.errors import SecretNotFoundError, SecretsManagerError
+from .errors import SecretNotFoundError, SecretsManagerError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

@@ -13,11 +13,11 @@ import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from client.core import ClientCore, Generation, check_arguments, no_database_error
-from client.credentials import MongoCredentials
-from client.events import ClientMetrics
-from client.policy import RefreshPolicy
-from client.secretsmanager import SecretSource
+from .core import ClientCore, Generation, check_arguments, no_database_error
+from .credentials import MongoCredentials
+from .events import ClientMetrics
+from .policy import RefreshPolicy
+from .secretsmanager import SecretSource
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

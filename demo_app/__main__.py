@@ -1,10 +1,10 @@
-"""``python -m demo_app``: the end-to-end demo (same as ``secretswitch demo``)."""
+"""``python -m secretswitch.demo_app``: the end-to-end demo (same as ``secretswitch demo``)."""
 
 from __future__ import annotations
 
 import sys
 
-from demo_app.main import main
+from .main import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -27,13 +27,14 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from client import AsyncRotatingMongoClient
-from demo_app.workload import COLLECTION, OpLog, user_of
+from secretswitch.client import AsyncRotatingMongoClient
+
+from .workload import COLLECTION, OpLog, user_of
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
-    from client import ClientMetrics, MongoCredentials
+    from secretswitch.client import ClientMetrics, MongoCredentials
 
 __all__ = ["AsyncClientHost", "AsyncWorkload", "ExampleReport", "OrderService", "run_example"]
 

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from demo_app.config import DAY
+from .config import DAY
 
 __all__ = ["DemoClock"]
 

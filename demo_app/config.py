@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from client.errors import ConfigurationError
+from secretswitch.client.errors import ConfigurationError
 
 __all__ = ["DAY", "DemoConfig", "add_arguments", "config_from_args"]
 
@@ -99,7 +99,7 @@ class DemoConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the demo's options to ``parser`` (shared by ``python -m demo_app`` and ``secretswitch demo``)."""
+    """Add the demo's options to ``parser`` (``python -m secretswitch.demo_app`` and ``secretswitch demo``)."""
     timing = parser.add_argument_group("compressed time")
     timing.add_argument("--rotations", type=int, default=4, help="scheduled rotations to run (default: %(default)s)")
     timing.add_argument(

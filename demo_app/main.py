@@ -1,4 +1,4 @@
-"""The demo's own entry point: ``python -m demo_app`` and ``secretswitch demo`` both end here."""
+"""The demo's own entry point: ``python -m secretswitch.demo_app`` and ``secretswitch demo`` both end here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from client.errors import SecretSwitchError
+from secretswitch.client.errors import SecretSwitchError
 
 __all__ = ["DESCRIPTION", "build_parser", "main", "run"]
 
@@ -26,9 +26,10 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         ConfigurationError: an option cannot work (the caller prints it as one line, exit 2).
     """
-    from demo_app.config import config_from_args
-    from demo_app.runner import run_demo
-    from embedded_stack.signals import stop_on_signals
+    from secretswitch.embedded_stack.signals import stop_on_signals
+
+    from .config import config_from_args
+    from .runner import run_demo
 
     config = config_from_args(args, os.environ)
     # Any of them stops the demo as cleanly as Ctrl-C does (and still writes the results).
@@ -37,15 +38,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from demo_app.config import add_arguments
+    from .config import add_arguments
 
-    parser = argparse.ArgumentParser(prog="python -m demo_app", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="python -m secretswitch.demo_app", description=DESCRIPTION)
     add_arguments(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m demo_app [options]``; returns the exit status."""
+    """``python -m secretswitch.demo_app [options]``; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from demo_app.clock import DemoClock
-from demo_app.events import EventLog
+from .clock import DemoClock
+from .events import EventLog
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

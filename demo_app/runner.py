@@ -24,13 +24,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from client.credentials import MongoCredentials, parse_secret
-from client.errors import ConfigurationError
-from demo_app.async_app import AsyncClientHost, AsyncWorkload
-from demo_app.clock import DemoClock
-from demo_app.config import DemoConfig
-from demo_app.events import DemoEvent, EventLog, format_event
-from demo_app.report import (
+from secretswitch.client.credentials import MongoCredentials, parse_secret
+from secretswitch.client.errors import ConfigurationError
+
+from .async_app import AsyncClientHost, AsyncWorkload
+from .clock import DemoClock
+from .config import DemoConfig
+from .events import DemoEvent, EventLog, format_event
+from .report import (
     RotationRecord,
     SwitchRecord,
     check_rotations,
@@ -38,17 +39,17 @@ from demo_app.report import (
     users_in_order,
     verdict,
 )
-from demo_app.rotations import ClientView, RotationScheduler, SecretInspector, StepRecorder
-from demo_app.state import DemoState, SideState
-from demo_app.workload import COLLECTION, OperationRunner, OpLog, Workload
+from .rotations import ClientView, RotationScheduler, SecretInspector, StepRecorder
+from .state import DemoState, SideState
+from .workload import COLLECTION, OperationRunner, OpLog, Workload
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from pymongo import MongoClient
     from pymongo.database import Database
 
-    from client import ClientEvent, RotatingMongoClient
-    from embedded_stack.stack import EmbeddedStack
+    from secretswitch.client import ClientEvent, RotatingMongoClient
+    from secretswitch.embedded_stack.stack import EmbeddedStack
 
 __all__ = ["run_demo"]
 
@@ -108,9 +109,9 @@ class Infrastructure:
 
 
 def _embedded(config: DemoConfig, events: EventLog) -> Infrastructure:
-    from embedded_stack.stack import APP_DATABASE, EmbeddedStack
-    from rotation_lambda.lambda_function import make_handler
-    from rotation_tools.rotate import rotate_secret
+    from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack
+    from secretswitch.rotation_lambda.lambda_function import make_handler
+    from secretswitch.rotation_tools.rotate import rotate_secret
 
     recorder = StepRecorder(events)
     stack = EmbeddedStack(
@@ -167,7 +168,7 @@ def _external(config: DemoConfig) -> Infrastructure:
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
-    from rotation_tools.rotate import rotate_secret
+    from secretswitch.rotation_tools.rotate import rotate_secret
 
     where = config.endpoint or "AWS"
 
@@ -512,7 +513,7 @@ def _start_clients(
 ) -> tuple[RotatingMongoClient | AsyncClientHost, MongoClient[dict[str, Any]] | None, str]:
     from pymongo import MongoClient
 
-    from client import RefreshPolicy, RotatingMongoClient
+    from secretswitch.client import RefreshPolicy, RotatingMongoClient
 
     clock = state.clock
     idle_ms = max(10, int(IDLE_FRACTION_OF_DAY * config.day_seconds * 1000))
@@ -585,7 +586,7 @@ def _live_view(state: DemoState, live: bool, out: TextIO) -> Iterator[None]:
     if not live:
         yield
         return
-    from demo_app.view import live_view
+    from .view import live_view
 
     with live_view(state, out):
         yield
@@ -747,7 +748,7 @@ def build_summary(
 def _write_outputs(out_dir: Path, summary: dict[str, Any], state: DemoState, say: Callable[[str], None]) -> None:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     try:
-        from demo_app.timeline import render_timeline
+        from .timeline import render_timeline
 
         render_timeline(out_dir / "timeline.png", state, summary)
     except Exception as exc:  # noqa: BLE001 - the run's verdict does not depend on the picture

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from demo_app.clock import DemoClock
-from demo_app.config import DemoConfig
-from demo_app.events import EventLog
-from demo_app.report import WriteCheck
-from demo_app.rotations import ClientView, SecretInspector
-from demo_app.workload import OpLog
+from .clock import DemoClock
+from .config import DemoConfig
+from .events import EventLog
+from .report import WriteCheck
+from .rotations import ClientView, SecretInspector
+from .workload import OpLog
 
 __all__ = ["DemoState", "SideState"]
 

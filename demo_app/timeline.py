@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from demo_app.events import DemoEvent
-    from demo_app.state import DemoState
+    from .events import DemoEvent
+    from .state import DemoState
 
 __all__ = ["Rates", "bucket_rates", "render_timeline", "user_spans"]
 

@@ -16,12 +16,12 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
-from demo_app.events import DemoEvent, describe_event, format_event
+from .events import DemoEvent, describe_event, format_event
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 
-    from demo_app.state import DemoState, SideState
+    from .state import DemoState, SideState
 
 __all__ = ["live_view", "render"]
 

@@ -13,8 +13,8 @@ contract's pure rules), ``faults`` (a rotation killed between steps),
 
 from __future__ import annotations
 
-from embedded_stack.errors import LocalStackError
-from embedded_stack.stack import (
+from .errors import LocalStackError
+from .stack import (
     ADMIN_URI_ENV,
     APP_DATABASE,
     APP_USERS,

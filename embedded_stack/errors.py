@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from client.errors import SecretSwitchError
+from secretswitch.client.errors import SecretSwitchError
 
 __all__ = ["LocalStackError"]
 

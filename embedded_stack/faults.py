@@ -13,15 +13,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from client.errors import SecretSwitchError
-from embedded_stack.moto_server import register_rotation_function
-from rotation_lambda.core import STEPS
-from rotation_tools.rotate import RotationOutcome, rotate_secret
+from secretswitch.client.errors import SecretSwitchError
+from secretswitch.rotation_lambda.core import STEPS
+from secretswitch.rotation_tools.rotate import RotationOutcome, rotate_secret
+
+from .moto_server import register_rotation_function
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from rotation_lambda.lambda_function import Handler
+    from secretswitch.rotation_lambda.lambda_function import Handler
 
 __all__ = ["RotationInterrupted", "crash_after", "interrupted_rotation"]
 
@@ -77,7 +78,7 @@ def interrupted_rotation(
     Resume with ``rotate_secret(..., resume=True)``.
     """
     if handler is None:
-        from rotation_lambda.lambda_function import make_handler
+        from secretswitch.rotation_lambda.lambda_function import make_handler
 
         handler = make_handler(secretsmanager_client_factory=lambda: sm_client)
     with _routed(function_arn, crash_after(crash_after_step, handler), handler):

@@ -49,7 +49,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from embedded_stack.contract import (
+from .contract import (
     AWSCURRENT,
     AWSPENDING,
     RequestKind,
@@ -59,7 +59,7 @@ from embedded_stack.contract import (
     parse_rotation_rules,
     parse_schedule_expression,
 )
-from embedded_stack.errors import LocalStackError
+from .errors import LocalStackError
 
 __all__ = [
     "MotoSecretsManagerServer",

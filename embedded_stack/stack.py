@@ -60,9 +60,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from embedded_stack.errors import LocalStackError
-from embedded_stack.signals import signals_deferred
-from rotation_lambda.core import AWS_DEFAULT_EXCLUDE_CHARACTERS
+from secretswitch.rotation_lambda.core import AWS_DEFAULT_EXCLUDE_CHARACTERS
+
+from .errors import LocalStackError
+from .signals import signals_deferred
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -398,7 +399,7 @@ class EmbeddedStack:
         mongodb_uri: str | None = None,
         layout: str = "stack",
     ) -> None:
-        from embedded_stack.moto_server import MotoSecretsManagerServer
+        from .moto_server import MotoSecretsManagerServer
 
         if layout not in SECRET_LAYOUTS:
             raise LocalStackError(f"layout must be one of {', '.join(SECRET_LAYOUTS)}, not {layout!r}")
@@ -519,7 +520,7 @@ class EmbeddedStack:
             self._stop()
 
     def _stop(self) -> None:
-        from embedded_stack.moto_server import unregister_rotation_function
+        from .moto_server import unregister_rotation_function
 
         unregister_rotation_function(self.rotation_function_arn)
         errors: list[BaseException] = []
@@ -562,7 +563,7 @@ class EmbeddedStack:
 
     def _configure_rotation(self) -> None:
         """Rotation on, as a deployed ``RotationSchedule`` leaves it: the stack's function, ``rate(7 days)``."""
-        from embedded_stack.moto_server import configure_rotation
+        from .moto_server import configure_rotation
 
         configure_rotation(
             ACCOUNT_ID,
@@ -725,7 +726,7 @@ class EmbeddedStack:
         return admin["ARN"]
 
     def _register_rotation_function(self) -> None:
-        from embedded_stack.moto_server import register_rotation_function
+        from .moto_server import register_rotation_function
 
         handler = self._rotation_handler or _default_rotation_handler(self.secretsmanager_client)
         register_rotation_function(self.rotation_function_arn, handler)
@@ -735,7 +736,7 @@ def _default_rotation_handler(
     client_factory: Callable[[], SecretsManagerClient],
 ) -> Callable[[dict[str, Any]], object]:
     """The project's rotation function, talking to this stack's Secrets Manager."""
-    from rotation_lambda.lambda_function import make_handler
+    from secretswitch.rotation_lambda.lambda_function import make_handler
 
     handler = make_handler(secretsmanager_client_factory=client_factory)
     return lambda event: handler(event, None)

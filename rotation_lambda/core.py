@@ -21,9 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from client.credentials import MongoCredentials
-from client.errors import ConfigurationError, SecretFormatError
-from rotation_lambda.errors import RotationError
+from secretswitch.client.credentials import MongoCredentials
+from secretswitch.client.errors import ConfigurationError, SecretFormatError
+
+from .errors import RotationError
 
 __all__ = [
     "AWS_DEFAULT_EXCLUDE_CHARACTERS",

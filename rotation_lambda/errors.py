@@ -7,7 +7,7 @@ type for every failure.
 
 from __future__ import annotations
 
-from client.errors import SecretSwitchError
+from secretswitch.client.errors import SecretSwitchError
 
 __all__ = ["RotationError"]
 

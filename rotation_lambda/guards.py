@@ -28,9 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from client.credentials import MongoCredentials, parse_secret
-from client.errors import AuthenticationError, SecretFormatError
-from rotation_lambda.core import (
+from secretswitch.client.credentials import MongoCredentials, parse_secret
+from secretswitch.client.errors import AuthenticationError, SecretFormatError
+
+from .core import (
     AWSCURRENT,
     UserPlan,
     change_refusal,
@@ -39,9 +40,9 @@ from rotation_lambda.core import (
     partner_user,
     user_plan,
 )
-from rotation_lambda.errors import RotationError
-from rotation_lambda.mongo import MongoGateway
-from rotation_lambda.secretsmanager import SecretsManagerGateway
+from .errors import RotationError
+from .mongo import MongoGateway
+from .secretsmanager import SecretsManagerGateway
 
 __all__ = ["MASTER_SECRET_ARN_ENV", "Authority", "Guard", "master_arn_of"]
 

@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from client.errors import SecretSwitchError
-from rotation_lambda.core import parse_event
-from rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
-from rotation_lambda.secretsmanager import SecretsManagerGateway
-from rotation_lambda.steps import Rotator
+from secretswitch.client.errors import SecretSwitchError
+
+from .core import parse_event
+from .mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
+from .secretsmanager import SecretsManagerGateway
+from .steps import Rotator
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

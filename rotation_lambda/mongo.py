@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from client.credentials import MongoCredentials
-from client.errors import AuthenticationError, DatabaseError
-from client.mongo import build_mongo_client
-from client.policy import is_auth_failure_code
-from rotation_lambda.core import read_database
+from secretswitch.client.credentials import MongoCredentials
+from secretswitch.client.errors import AuthenticationError, DatabaseError
+from secretswitch.client.mongo import build_mongo_client
+from secretswitch.client.policy import is_auth_failure_code
+
+from .core import read_database
 
 if TYPE_CHECKING:
     from pymongo import MongoClient

@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from client.errors import SecretNotFoundError, SecretsManagerError
+from secretswitch.client.errors import SecretNotFoundError, SecretsManagerError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from rotation_lambda.core import PasswordPolicy
+    from .core import PasswordPolicy
 
 __all__ = ["SecretMetadata", "SecretsManagerGateway"]
 

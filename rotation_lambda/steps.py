@@ -19,9 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from client.credentials import MongoCredentials, parse_secret_dict
-from client.errors import DatabaseError, SecretFormatError, SecretNotFoundError
-from rotation_lambda.core import (
+from secretswitch.client.credentials import MongoCredentials, parse_secret_dict
+from secretswitch.client.errors import DatabaseError, SecretFormatError, SecretNotFoundError
+
+from .core import (
     AWSCURRENT,
     AWSPENDING,
     PasswordPolicy,
@@ -35,10 +36,10 @@ from rotation_lambda.core import (
     partner_user,
     readiness,
 )
-from rotation_lambda.errors import RotationError
-from rotation_lambda.guards import Guard, master_arn_of
-from rotation_lambda.mongo import MongoGateway
-from rotation_lambda.secretsmanager import SecretsManagerGateway
+from .errors import RotationError
+from .guards import Guard, master_arn_of
+from .mongo import MongoGateway
+from .secretsmanager import SecretsManagerGateway
 
 __all__ = ["Rotator", "StepResult"]
 

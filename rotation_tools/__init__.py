@@ -8,8 +8,8 @@ rules and its two gateways; they never import the demo or the command line.
 
 from __future__ import annotations
 
-from rotation_tools.doctor import Finding, diagnose
-from rotation_tools.rotate import (
+from .doctor import Finding, diagnose
+from .rotate import (
     DEFAULT_ROTATION_DAYS,
     RotationOutcome,
     cancel_rotation,
@@ -18,7 +18,7 @@ from rotation_tools.rotate import (
     rotation_in_progress,
     rotation_rules,
 )
-from rotation_tools.status import SecretStatus, VersionStatus, secret_status
+from .status import SecretStatus, VersionStatus, secret_status
 
 __all__ = [
     "DEFAULT_ROTATION_DAYS",

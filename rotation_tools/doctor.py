@@ -25,19 +25,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from client.credentials import MongoCredentials, parse_secret_dict
-from client.errors import AuthenticationError, DatabaseError, SecretSwitchError
-from rotation_lambda.core import AWSCURRENT, AWSPENDING, normalize_roles
-from rotation_lambda.errors import RotationError
-from rotation_lambda.guards import Guard
-from rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
-from rotation_lambda.secretsmanager import SecretMetadata, SecretsManagerGateway
-from rotation_tools.rotate import cancel_rotation, rotate_secret, rotation_in_progress
+from secretswitch.client.credentials import MongoCredentials, parse_secret_dict
+from secretswitch.client.errors import AuthenticationError, DatabaseError, SecretSwitchError
+from secretswitch.rotation_lambda.core import AWSCURRENT, AWSPENDING, normalize_roles
+from secretswitch.rotation_lambda.errors import RotationError
+from secretswitch.rotation_lambda.guards import Guard
+from secretswitch.rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
+from secretswitch.rotation_lambda.secretsmanager import SecretMetadata, SecretsManagerGateway
+
+from .rotate import cancel_rotation, rotate_secret, rotation_in_progress
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from rotation_lambda.lambda_function import Handler
+    from secretswitch.rotation_lambda.lambda_function import Handler
 
 __all__ = ["Finding", "diagnose"]
 

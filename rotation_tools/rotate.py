@@ -44,18 +44,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from client.credentials import parse_secret
-from client.errors import DatabaseError, SecretFormatError, SecretNotFoundError, SecretsManagerError
-from rotation_lambda.core import AWSCURRENT, AWSPENDING, STEPS, current_version_id, pending_version_ids
-from rotation_lambda.errors import RotationError
-from rotation_lambda.guards import master_arn_of
-from rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
-from rotation_lambda.secretsmanager import SecretMetadata, SecretsManagerGateway
+from secretswitch.client.credentials import parse_secret
+from secretswitch.client.errors import DatabaseError, SecretFormatError, SecretNotFoundError, SecretsManagerError
+from secretswitch.rotation_lambda.core import AWSCURRENT, AWSPENDING, STEPS, current_version_id, pending_version_ids
+from secretswitch.rotation_lambda.errors import RotationError
+from secretswitch.rotation_lambda.guards import master_arn_of
+from secretswitch.rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
+from secretswitch.rotation_lambda.secretsmanager import SecretMetadata, SecretsManagerGateway
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from rotation_lambda.lambda_function import Handler
+    from secretswitch.rotation_lambda.lambda_function import Handler
 
 __all__ = [
     "DEFAULT_ROTATION_DAYS",
@@ -251,7 +251,7 @@ def _resume(
             asynchronous=True,
         )
     if handler is None:
-        from rotation_lambda.lambda_function import make_handler
+        from secretswitch.rotation_lambda.lambda_function import make_handler
 
         handler = make_handler(secretsmanager_client_factory=lambda: sm_client)
     _log.info("rotation resuming: secret_id=%s token=%s", secret_id, token)

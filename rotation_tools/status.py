@@ -6,10 +6,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from client.credentials import parse_secret
-from client.errors import SecretSwitchError
-from rotation_lambda.secretsmanager import SecretsManagerGateway
-from rotation_tools.rotate import rotation_in_progress
+from secretswitch.client.credentials import parse_secret
+from secretswitch.client.errors import SecretSwitchError
+from secretswitch.rotation_lambda.secretsmanager import SecretsManagerGateway
+
+from .rotate import rotation_in_progress
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

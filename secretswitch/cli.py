@@ -32,7 +32,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from client.errors import ConfigurationError, SecretSwitchError
+from secretswitch.client.errors import ConfigurationError, SecretSwitchError
 
 __all__ = ["main"]
 
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def error_line(exc: BaseException) -> str:
     """The one line shown for ``exc``: its message, with advice for an AWS error code underneath it."""
-    from client.secretsmanager import aws_error_advice
+    from secretswitch.client.secretsmanager import aws_error_advice
 
     message = str(exc).strip()
     first, _, rest = message.partition("\n")
@@ -138,7 +138,7 @@ def _main(argv: Sequence[str] | None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from embedded_stack.errors import LocalStackError
+    from secretswitch.embedded_stack.errors import LocalStackError
 
     where = f"secretswitch {args.command}"
     try:

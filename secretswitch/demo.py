@@ -1,4 +1,4 @@
-"""``secretswitch demo``: watch the active/passive switchover end to end (``python -m demo_app``)."""
+"""``secretswitch demo``: watch the active/passive switchover end to end (``python -m secretswitch.demo_app``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    from demo_app.config import add_arguments
-    from demo_app.main import DESCRIPTION, run
+    from secretswitch.demo_app.config import add_arguments
+    from secretswitch.demo_app.main import DESCRIPTION, run
 
     parser = subparsers.add_parser(
         "demo",

@@ -63,8 +63,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from embedded_stack.signals import stop_on_signals
-    from embedded_stack.stack import EmbeddedStack
+    from secretswitch.embedded_stack.signals import stop_on_signals
+    from secretswitch.embedded_stack.stack import EmbeddedStack
 
     # Checks every input and makes nothing: a bad one raises here (exit 2), before any process or folder.
     stack = EmbeddedStack(

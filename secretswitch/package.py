@@ -3,13 +3,15 @@
 The zip holds, at its root:
 
 * ``lambda_function.py``: a shim re-exporting
-  :func:`rotation_lambda.lambda_function.lambda_handler`, because the Lambda
-  runtime puts the zip root on ``sys.path`` and the SAM handler is
+  :func:`secretswitch.rotation_lambda.lambda_function.lambda_handler`, because
+  the Lambda runtime puts the zip root on ``sys.path`` and the SAM handler is
   ``lambda_function.lambda_handler``;
-* ``rotation_lambda/`` and the ``client`` modules it imports
-  (``credentials``, ``errors``, and the MongoDB seam ``mongo`` with the pure
-  ``policy`` it uses) under a minimal ``client/__init__.py`` (the real one
-  pulls in the rotating client, which the function does not need);
+* ``secretswitch/rotation_lambda/`` and the ``secretswitch.client`` modules it
+  imports (``credentials``, ``errors``, and the MongoDB seam ``mongo`` with
+  the pure ``policy`` it uses) under minimal ``secretswitch/__init__.py`` and
+  ``secretswitch/client/__init__.py`` (the real ones pull in the rotating
+  client, which the function does not need): the same one import name as the
+  wheel, so nothing in the zip can collide with a top-level module;
 * pymongo (and dnspython) for the Lambda platform, from PyPI
   (``pip install --platform manylinux2014_x86_64 --only-binary=:all:``), from a
   local wheel directory (``--wheel-dir``, offline), or copied from this
@@ -30,7 +32,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from client.errors import ConfigurationError
+from secretswitch.client.errors import ConfigurationError
 
 __all__ = ["CLIENT_MODULES", "DEFAULT_PLATFORM", "DEFAULT_PYTHON", "build_lambda_zip", "register"]
 
@@ -38,12 +40,15 @@ DEFAULT_PLATFORM = "manylinux2014_x86_64"
 DEFAULT_PYTHON = "3.12"  # the runtime in deploy/template.yaml
 CLIENT_MODULES = ("credentials.py", "errors.py", "mongo.py", "policy.py")
 _DEPENDENCIES = ("pymongo", "dnspython")
-_ROOT = Path(__file__).resolve().parent.parent
+# The installed package (a wheel) or secretswitch/ in a checkout, whose subpackages link to the top-level folders.
+_PACKAGE = Path(__file__).parent
 _SHIM = '''"""Lambda entry point: handler ``lambda_function.lambda_handler`` (see rotation_lambda/)."""
 
-from rotation_lambda.lambda_function import lambda_handler
+from secretswitch.rotation_lambda.lambda_function import lambda_handler
 
 __all__ = ["lambda_handler"]
+'''
+_PACKAGE_INIT = '''"""secretswitch as the rotation function's zip carries it: the function and its client modules."""
 '''
 _CLIENT_INIT = '''"""The parts of the secretswitch client the rotation function needs (credentials, errors, mongo)."""
 '''
@@ -108,18 +113,21 @@ def build_lambda_zip(
 
 
 def _copy_sources(build: Path) -> None:
-    source = _ROOT / "rotation_lambda"
+    source = _PACKAGE / "rotation_lambda"
     if not (source / "lambda_function.py").is_file():
-        raise ConfigurationError(f"rotation_lambda/ not found under {_ROOT}; run from a source checkout")
-    target = build / "rotation_lambda"
+        raise ConfigurationError(f"the rotation function is not installed under {_PACKAGE}; reinstall secretswitch")
+    package = build / "secretswitch"
+    package.mkdir()
+    (package / "__init__.py").write_text(_PACKAGE_INIT)
+    target = package / "rotation_lambda"
     target.mkdir()
     for path in sorted(source.glob("*.py")):
         shutil.copy2(path, target / path.name)
-    client = build / "client"
+    client = package / "client"
     client.mkdir()
     (client / "__init__.py").write_text(_CLIENT_INIT)
     for name in CLIENT_MODULES:
-        shutil.copy2(_ROOT / "client" / name, client / name)
+        shutil.copy2(_PACKAGE / "client" / name, client / name)
     (build / "lambda_function.py").write_text(_SHIM)
 
 

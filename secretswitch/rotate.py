@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from client.errors import ConfigurationError
+from secretswitch.client.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -122,7 +122,7 @@ def check_rotate_args(args: argparse.Namespace, environ: Mapping[str, str]) -> s
     Raises:
         ConfigurationError: a value Secrets Manager would refuse or that names no function; says which and why.
     """
-    from embedded_stack.contract import MAX_DAYS, parse_schedule_expression
+    from secretswitch.embedded_stack.contract import MAX_DAYS, parse_schedule_expression
 
     _check_common(args)
     if args.days is not None and not 1 <= args.days <= MAX_DAYS:
@@ -151,7 +151,7 @@ def check_rotate_args(args: argparse.Namespace, environ: Mapping[str, str]) -> s
 def _client(region: str | None) -> SecretsManagerClient:
     from botocore.exceptions import NoRegionError
 
-    from rotation_lambda.lambda_function import default_secretsmanager_client
+    from secretswitch.rotation_lambda.lambda_function import default_secretsmanager_client
 
     try:
         if region is None:
@@ -169,7 +169,7 @@ def _client(region: str | None) -> SecretsManagerClient:
 
 
 def run_rotate(args: argparse.Namespace) -> int:
-    from rotation_tools.rotate import cancel_rotation, rotate_secret
+    from secretswitch.rotation_tools.rotate import cancel_rotation, rotate_secret
 
     if args.cancel:
         cancelled = cancel_rotation(_client(args.region), args.secret_id)
@@ -195,7 +195,7 @@ def _when(value: Any) -> str:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from rotation_tools.status import secret_status
+    from secretswitch.rotation_tools.status import secret_status
 
     _check_common(args)
     status = secret_status(_client(args.region), args.secret_id)
@@ -239,7 +239,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from rotation_tools.doctor import diagnose
+    from secretswitch.rotation_tools.doctor import diagnose
 
     _check_common(args)
     findings = diagnose(_client(args.region), args.secret_id, fix=args.fix)

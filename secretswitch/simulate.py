@@ -52,8 +52,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from client.errors import ConfigurationError
-from client.policy import AWSCURRENT, DAY, RefreshPolicy, recovery_stages
+from secretswitch.client.errors import ConfigurationError
+from secretswitch.client.policy import AWSCURRENT, DAY, RefreshPolicy, recovery_stages
 
 __all__ = [
     "USERS",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from embedded_stack.stack import EmbeddedStack
+    from secretswitch.embedded_stack.stack import EmbeddedStack
 
 # Fails the session if any password a secret ever held reaches a log line or test output.
 pytest_plugins = ["tests.leakcheck"]
@@ -86,7 +86,7 @@ def clock() -> FakeClock:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[EmbeddedStack]:
     """The embedded local stack (moto + SecantusDB), shared by the session."""
-    from embedded_stack.stack import EmbeddedStack
+    from secretswitch.embedded_stack.stack import EmbeddedStack
 
     with EmbeddedStack() as running:
         yield running

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError, EndpointConnectionError
 from pymongo.errors import AutoReconnect, OperationFailure
 
-from client.credentials import MongoCredentials
+from secretswitch.client.credentials import MongoCredentials
 
 
 def secret_string(username: str = "app", password: str = "pw-1", **extra: Any) -> str:

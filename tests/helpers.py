@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from client.rotating import RotatingMongoClient
+from secretswitch.client.rotating import RotatingMongoClient
 
 
 def settle(rc: RotatingMongoClient, timeout: float = 30.0) -> None:

@@ -19,8 +19,8 @@ import boto3
 from botocore.config import Config
 from pymongo.errors import PyMongoError
 
-from client import RefreshPolicy
-from embedded_stack.stack import DUMMY_AWS_ENV, EmbeddedStack
+from secretswitch.client import RefreshPolicy
+from secretswitch.embedded_stack.stack import DUMMY_AWS_ENV, EmbeddedStack
 
 SECRET_ID = "mongodb-app"
 POLICY = RefreshPolicy(refresh_interval=600.0, jitter=0.1, backoff_base=1.0, backoff_cap=10.0)

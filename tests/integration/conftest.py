@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from embedded_stack.stack import EmbeddedStack
+    from secretswitch.embedded_stack.stack import EmbeddedStack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -16,7 +16,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def client_stack() -> Iterator["EmbeddedStack"]:
     """The rotating clients' own stack (region ap-southeast-2): their tests change passwords and stop moto."""
-    from embedded_stack.stack import EmbeddedStack
+    from secretswitch.embedded_stack.stack import EmbeddedStack
 
     with EmbeddedStack(region="ap-southeast-2") as running:
         yield running

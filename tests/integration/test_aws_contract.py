@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from client.credentials import parse_secret
-from embedded_stack.faults import interrupted_rotation
-from embedded_stack.moto_server import register_rotation_function
-from embedded_stack.stack import EmbeddedStack
-from rotation_lambda.lambda_function import make_handler
 from secretswitch.cli import main
+from secretswitch.client.credentials import parse_secret
+from secretswitch.embedded_stack.faults import interrupted_rotation
+from secretswitch.embedded_stack.moto_server import register_rotation_function
+from secretswitch.embedded_stack.stack import EmbeddedStack
+from secretswitch.rotation_lambda.lambda_function import make_handler
 
 REGION = "ap-northeast-1"
 SECRET = "mongodb-app"

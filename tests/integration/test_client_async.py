@@ -15,9 +15,9 @@ import pytest
 from pymongo import monitoring
 from pymongo.errors import PyMongoError
 
-from client import AsyncRotatingMongoClient, AuthenticationError, ClientEvent, RefreshPolicy
-from demo_app.async_app import run_example
-from embedded_stack.stack import APP_DATABASE, EmbeddedStack
+from secretswitch.client import AsyncRotatingMongoClient, AuthenticationError, ClientEvent, RefreshPolicy
+from secretswitch.demo_app.async_app import run_example
+from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack
 from tests.conftest import FakeClock
 from tests.integration.client_support import (
     MONGO_OPTIONS,

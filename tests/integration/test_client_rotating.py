@@ -13,8 +13,8 @@ import time
 import pytest
 from pymongo.errors import PyMongoError
 
-from client import AuthenticationError, ClientEvent, DatabaseError, RefreshPolicy, RotatingMongoClient
-from embedded_stack.stack import APP_DATABASE, EmbeddedStack
+from secretswitch.client import AuthenticationError, ClientEvent, DatabaseError, RefreshPolicy, RotatingMongoClient
+from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack
 from tests.conftest import FakeClock
 from tests.helpers import settle
 from tests.integration.client_support import (

@@ -1,6 +1,6 @@
 """The demo runs end to end, non-interactively, and its summary says what happened.
 
-Each test runs ``python -m demo_app`` in a subprocess (its own embedded stack,
+Each test runs ``python -m secretswitch.demo_app`` in a subprocess (its own embedded stack,
 its own moto state), as a person would, and reads ``summary.json``.
 """
 
@@ -20,7 +20,7 @@ FAST = ["--rotations", "2", "--day-seconds", "0.2", "--rate", "120", "--seed", "
 
 
 def _run_demo(
-    tmp_path: Path, *extra: str, timeout: float = 120, entry: tuple[str, ...] = ("demo_app",)
+    tmp_path: Path, *extra: str, timeout: float = 120, entry: tuple[str, ...] = ("secretswitch.demo_app",)
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     env = {
         key: value
@@ -139,7 +139,7 @@ def test_async_demo_runs_the_same_workload_through_the_asyncio_client(tmp_path: 
 )
 def test_bad_input_fails_in_one_line_before_anything_starts(tmp_path: Path, argv: list[str], expected: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "demo_app", *argv, "--out", str(tmp_path / "never")],
+        [sys.executable, "-m", "secretswitch.demo_app", *argv, "--out", str(tmp_path / "never")],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -155,14 +155,14 @@ def test_bad_input_fails_in_one_line_before_anything_starts(tmp_path: Path, argv
 
 def test_unknown_secret_id_is_refused_before_anything_starts(tmp_path: Path) -> None:
     """Against a running Secrets Manager (a stack of its own), an unknown secret id is a one-line error."""
-    from embedded_stack.stack import EmbeddedStack
+    from secretswitch.embedded_stack.stack import EmbeddedStack
 
     with EmbeddedStack(region="ap-southeast-1") as stack:
         env = {**os.environ, **stack.info.environment()}
         env.pop("SECRETSWITCH_SECRET_ID")
         result = subprocess.run(
             [
-                sys.executable, "-m", "demo_app", "--secret-id", "no-such-secret",
+                sys.executable, "-m", "secretswitch.demo_app", "--secret-id", "no-such-secret",
                 "--region", "ap-southeast-1", "--out", str(tmp_path / "never"),
             ],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,

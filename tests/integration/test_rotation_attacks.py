@@ -24,13 +24,13 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from embedded_stack.faults import interrupted_rotation
-from embedded_stack.stack import APP_DATABASE, EmbeddedStack
-from rotation_lambda.errors import RotationError
-from rotation_lambda.lambda_function import make_handler
-from rotation_tools.doctor import diagnose
-from rotation_tools.rotate import cancel_rotation, rotate_secret
 from secretswitch.cli import main
+from secretswitch.embedded_stack.faults import interrupted_rotation
+from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack
+from secretswitch.rotation_lambda.errors import RotationError
+from secretswitch.rotation_lambda.lambda_function import make_handler
+from secretswitch.rotation_tools.doctor import diagnose
+from secretswitch.rotation_tools.rotate import cancel_rotation, rotate_secret
 
 REGION = "ap-northeast-2"
 DBA, MALLORY = "dba", "mallory"

@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 
-from client.credentials import parse_secret
-from client.errors import SecretFormatError, SecretSwitchError
-from embedded_stack.faults import interrupted_rotation
-from embedded_stack.stack import EmbeddedStack
-from rotation_lambda.core import STEPS
-from rotation_lambda.errors import RotationError
-from rotation_lambda.lambda_function import make_handler
-from rotation_tools.doctor import diagnose
-from rotation_tools.rotate import cancel_rotation, rotate_secret
-from rotation_tools.status import secret_status
+from secretswitch.client.credentials import parse_secret
+from secretswitch.client.errors import SecretFormatError, SecretSwitchError
+from secretswitch.embedded_stack.faults import interrupted_rotation
+from secretswitch.embedded_stack.stack import EmbeddedStack
+from secretswitch.rotation_lambda.core import STEPS
+from secretswitch.rotation_lambda.errors import RotationError
+from secretswitch.rotation_lambda.lambda_function import make_handler
+from secretswitch.rotation_tools.doctor import diagnose
+from secretswitch.rotation_tools.rotate import cancel_rotation, rotate_secret
+from secretswitch.rotation_tools.status import secret_status
 
 REGION = "ca-central-1"
 TEXTS: list[str] = []  # every error text produced in this module

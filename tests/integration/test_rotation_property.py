@@ -10,14 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from client.credentials import parse_secret
-from client.errors import SecretSwitchError
-from embedded_stack.faults import interrupted_rotation
-from embedded_stack.stack import EmbeddedStack
-from rotation_lambda.core import STEPS
-from rotation_lambda.lambda_function import make_handler
-from rotation_lambda.secretsmanager import SecretsManagerGateway
-from rotation_tools.rotate import rotate_secret, rotation_in_progress
+from secretswitch.client.credentials import parse_secret
+from secretswitch.client.errors import SecretSwitchError
+from secretswitch.embedded_stack.faults import interrupted_rotation
+from secretswitch.embedded_stack.stack import EmbeddedStack
+from secretswitch.rotation_lambda.core import STEPS
+from secretswitch.rotation_lambda.lambda_function import make_handler
+from secretswitch.rotation_lambda.secretsmanager import SecretsManagerGateway
+from secretswitch.rotation_tools.rotate import rotate_secret, rotation_in_progress
 
 REGION = "sa-east-1"
 

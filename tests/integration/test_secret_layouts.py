@@ -27,12 +27,12 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from client import RefreshPolicy, RotatingMongoClient
-from client.credentials import parse_secret
-from embedded_stack.errors import LocalStackError
-from embedded_stack.stack import APP_DATABASE, EmbeddedStack
-from rotation_lambda.core import AWS_DEFAULT_EXCLUDE_CHARACTERS
-from rotation_tools.rotate import rotate_secret
+from secretswitch.client import RefreshPolicy, RotatingMongoClient
+from secretswitch.client.credentials import parse_secret
+from secretswitch.embedded_stack.errors import LocalStackError
+from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack
+from secretswitch.rotation_lambda.core import AWS_DEFAULT_EXCLUDE_CHARACTERS
+from secretswitch.rotation_tools.rotate import rotate_secret
 from tests.conftest import FakeClock
 from tests.helpers import settle
 

@@ -31,18 +31,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from client.credentials import parse_secret
-from client.policy import RefreshPolicy
-from client.rotating import RotatingMongoClient
-from demo_app.workload import COLLECTION, OpLog, Workload
-from embedded_stack.faults import interrupted_rotation
-from rotation_lambda.core import STEPS
-from rotation_tools.rotate import rotate_secret
+from secretswitch.client.credentials import parse_secret
+from secretswitch.client.policy import RefreshPolicy
+from secretswitch.client.rotating import RotatingMongoClient
+from secretswitch.demo_app.workload import COLLECTION, OpLog, Workload
+from secretswitch.embedded_stack.faults import interrupted_rotation
+from secretswitch.rotation_lambda.core import STEPS
+from secretswitch.rotation_tools.rotate import rotate_secret
 
 if TYPE_CHECKING:
     from pymongo.database import Database
 
-    from embedded_stack.stack import EmbeddedStack
+    from secretswitch.embedded_stack.stack import EmbeddedStack
 
 pytestmark = pytest.mark.soak
 
@@ -227,7 +227,7 @@ def _table(faults: list[Fault], outside: int) -> str:
 
 def test_fault_soak() -> None:
     """0 acknowledged writes lost; failures only inside fault windows; AWSCURRENT logs in after each fault."""
-    from embedded_stack.stack import APP_DATABASE, EmbeddedStack
+    from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack
 
     rng = random.Random(SEED)
     stack = EmbeddedStack(region=REGION)

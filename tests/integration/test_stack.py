@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from pymongo.errors import OperationFailure
 
-from client.credentials import parse_secret
-from embedded_stack.errors import LocalStackError
-from embedded_stack.stack import APP_DATABASE, EmbeddedStack, SecantusServer, free_port
+from secretswitch.client.credentials import parse_secret
+from secretswitch.embedded_stack.errors import LocalStackError
+from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack, SecantusServer, free_port
 
 
 def _pid_alive(pid: int) -> bool:

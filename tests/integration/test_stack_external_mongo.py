@@ -14,11 +14,11 @@ from urllib.parse import quote_plus
 import pytest
 from pymongo import MongoClient
 
-from client import RotatingMongoClient
-from client.credentials import parse_secret
-from embedded_stack.errors import LocalStackError
-from embedded_stack.stack import APP_DATABASE, EmbeddedStack, SecantusServer
-from rotation_tools.rotate import rotate_secret
+from secretswitch.client import RotatingMongoClient
+from secretswitch.client.credentials import parse_secret
+from secretswitch.embedded_stack.errors import LocalStackError
+from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack, SecantusServer
+from secretswitch.rotation_tools.rotate import rotate_secret
 
 ROOT_PASSWORD = "root pw with :/?#[]@%+ inside"
 

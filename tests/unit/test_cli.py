@@ -13,8 +13,8 @@ import pytest
 from botocore.stub import Stubber
 
 import secretswitch.rotate
-from client.secretsmanager import aws_error_advice
 from secretswitch.cli import build_parser, main
+from secretswitch.client.secretsmanager import aws_error_advice
 from secretswitch.simulate import Progress
 
 ARN = "arn:aws:secretsmanager:eu-west-2:123456789012:secret:mongodb-app-AbCdEf"
@@ -287,15 +287,15 @@ class _StackThatStopsCleanly(_StackThatLeavesAProcess):
 def test_local_says_every_process_ended_only_when_none_is_left(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import embedded_stack.stack
+    from secretswitch.embedded_stack import stack as embedded_stack_module
 
-    monkeypatch.setattr(embedded_stack.stack, "EmbeddedStack", _StackThatLeavesAProcess)
+    monkeypatch.setattr(embedded_stack_module, "EmbeddedStack", _StackThatLeavesAProcess)
     status, _, err = _run(["local"], capsys)
     assert status == 1
     assert "NOT everything stopped: SecantusDB process 4242" in err
     assert "every process started was ended" not in err
 
-    monkeypatch.setattr(embedded_stack.stack, "EmbeddedStack", _StackThatStopsCleanly)
+    monkeypatch.setattr(embedded_stack_module, "EmbeddedStack", _StackThatStopsCleanly)
     status, _, err = _run(["local"], capsys)
     assert status == 130, "interrupted before it was ready"
     assert "every process started was ended" in err

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from client import AsyncRotatingMongoClient, ClientEvent, RefreshPolicy, RotatingMongoClient
-from client.errors import AuthenticationError, ConfigurationError, DatabaseError
+from secretswitch.client import AsyncRotatingMongoClient, ClientEvent, RefreshPolicy, RotatingMongoClient
+from secretswitch.client.errors import AuthenticationError, ConfigurationError, DatabaseError
 from tests.conftest import FakeClock
 from tests.fakes import FakeMongoServer, FakeSecretsManager, secret_string, throttled
 from tests.helpers import settle as settle_threads

@@ -13,9 +13,9 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from client.errors import AuthenticationError
-from client.mongo import classify_failure, discard_client, release_waiters
-from client.policy import Failure
+from secretswitch.client.errors import AuthenticationError
+from secretswitch.client.mongo import classify_failure, discard_client, release_waiters
+from secretswitch.client.policy import Failure
 
 REFUSED = OperationFailure("Authentication failed.", code=18)
 

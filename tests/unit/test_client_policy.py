@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from client.errors import ConfigurationError
-from client.policy import (
+from secretswitch.client.errors import ConfigurationError
+from secretswitch.client.policy import (
     AWSCURRENT,
     AWSPENDING,
     AWSPREVIOUS,

@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
 
-from client import ClientEvent, ClientMetrics, RefreshPolicy, RotatingMongoClient
-from client.credentials import MongoCredentials
-from client.errors import (
+from secretswitch.client import ClientEvent, ClientMetrics, RefreshPolicy, RotatingMongoClient
+from secretswitch.client.credentials import MongoCredentials
+from secretswitch.client.errors import (
     AuthenticationError,
     ConfigurationError,
     DatabaseError,
@@ -25,7 +25,7 @@ from client.errors import (
     SecretNotFoundError,
     SecretsManagerError,
 )
-from client.policy import CacheState, cache_state
+from secretswitch.client.policy import CacheState, cache_state
 from tests.conftest import FakeClock
 from tests.fakes import FakeMongoServer, FakeSecretsManager, secret_string, throttled, unreachable
 from tests.helpers import settle
@@ -370,7 +370,7 @@ def test_secrets_manager_errors_back_off_and_warn_once_per_streak(
     old = rc.database()
     sm.failure = throttled()
     clock.advance(100.0)
-    caplog.set_level(logging.WARNING, logger="client")
+    caplog.set_level(logging.WARNING, logger="secretswitch.client")
     delays = []
     for _ in range(6):
         assert rc.database() is old  # keeps serving
@@ -840,16 +840,18 @@ def test_schedule_check_warns_and_derives_a_deadline(
 
 
 def test_public_names_are_exported() -> None:
-    import client
-    import client.async_rotating
-    import client.core
-    import client.events
-    import client.flows
-    import client.hub
-    import client.mongo
-    import client.policy
-    import client.rotating
-    import client.secretsmanager
+    from secretswitch import client
+    from secretswitch.client import (  # noqa: F401  (sets the submodules as attributes)
+        async_rotating,
+        core,
+        events,
+        flows,
+        hub,
+        mongo,
+        policy,
+        rotating,
+        secretsmanager,
+    )
 
     modules = (
         client, client.events, client.policy, client.rotating, client.async_rotating, client.core,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from client.credentials import MongoCredentials, parse_secret
-from client.errors import SecretFormatError
+from secretswitch.client.credentials import MongoCredentials, parse_secret
+from secretswitch.client.errors import SecretFormatError
 
 AWKWARD = "p:a/s?s#w[o]r@d%2B+ with space"
 

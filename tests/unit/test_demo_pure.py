@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from client.errors import ConfigurationError
-from demo_app.config import DemoConfig, add_arguments, config_from_args
-from demo_app.events import DemoEvent, EventLog, format_event
-from demo_app.report import (
+from secretswitch.client.errors import ConfigurationError
+from secretswitch.demo_app.config import DemoConfig, add_arguments, config_from_args
+from secretswitch.demo_app.events import DemoEvent, EventLog, format_event
+from secretswitch.demo_app.report import (
     RotationRecord,
     SwitchRecord,
     check_rotations,
@@ -19,7 +19,7 @@ from demo_app.report import (
     users_in_order,
     verdict,
 )
-from demo_app.timeline import bucket_rates, user_spans
+from secretswitch.demo_app.timeline import bucket_rates, user_spans
 
 
 def _config(*argv: str, environ: dict[str, str] | None = None) -> DemoConfig:

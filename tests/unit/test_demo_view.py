@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from demo_app.clock import DemoClock
-from demo_app.config import add_arguments, config_from_args
-from demo_app.events import DemoEvent, EventLog, format_event
-from demo_app.report import WriteCheck
-from demo_app.rotations import ClientView, SecretInspector, SecretVersion
-from demo_app.state import DemoState, SideState
-from demo_app.view import render
+from secretswitch.demo_app.clock import DemoClock
+from secretswitch.demo_app.config import add_arguments, config_from_args
+from secretswitch.demo_app.events import DemoEvent, EventLog, format_event
+from secretswitch.demo_app.report import WriteCheck
+from secretswitch.demo_app.rotations import ClientView, SecretInspector, SecretVersion
+from secretswitch.demo_app.state import DemoState, SideState
+from secretswitch.demo_app.view import render
 
 SIZES = [(80, 24), (160, 50)]
 V1, V2, V3, V4 = "11111111-aaaa", "22222222-bbbb", "33333333-cccc", "44444444-dddd"

@@ -29,10 +29,10 @@ from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from client import RefreshPolicy, RotatingMongoClient
-from client.policy import DAY
-from rotation_lambda.lambda_function import default_secretsmanager_client
+from secretswitch.client import RefreshPolicy, RotatingMongoClient
+from secretswitch.client.policy import DAY
 from secretswitch.package import register
+from secretswitch.rotation_lambda.lambda_function import default_secretsmanager_client
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "template.yaml"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from client.policy import DAY, RefreshPolicy
 from secretswitch import cli, simulate
+from secretswitch.client.policy import DAY, RefreshPolicy
 from secretswitch.simulate import (
     FleetConfig,
     HeldCredential,

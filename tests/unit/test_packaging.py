@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME_PACKAGES = ("client", "rotation_lambda")
+RUNTIME_PACKAGES = ("client", "rotation_lambda")  # folders in the checkout, installed as secretswitch.*
 
 
 def _requirement_name(requirement: str) -> str:
@@ -28,7 +28,7 @@ def _third_party_imports(package: str) -> set[str]:
                 found.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 found.add(node.module.split(".")[0])
-    return {name for name in found if name not in sys.stdlib_module_names and name not in RUNTIME_PACKAGES}
+    return {name for name in found if name not in sys.stdlib_module_names and name != "secretswitch"}
 
 
 def _distribution_of(module: str) -> str:

@@ -17,11 +17,11 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from client.errors import SecretFormatError
-from rotation_lambda.errors import RotationError
-from rotation_lambda.secretsmanager import SecretMetadata
-from rotation_tools.rotate import DEFAULT_ROTATION_DAYS, is_local_endpoint, rotate_secret, rotation_rules
+from secretswitch.client.errors import SecretFormatError
 from secretswitch.rotate import register
+from secretswitch.rotation_lambda.errors import RotationError
+from secretswitch.rotation_lambda.secretsmanager import SecretMetadata
+from secretswitch.rotation_tools.rotate import DEFAULT_ROTATION_DAYS, is_local_endpoint, rotate_secret, rotation_rules
 
 SECRET = "mongodb-app"
 ARN = "arn:aws:secretsmanager:eu-west-2:123456789012:secret:mongodb-app-AbCdEf"

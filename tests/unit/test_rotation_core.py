@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from client.errors import ConfigurationError, SecretFormatError
-from embedded_stack.faults import RotationInterrupted, crash_after
-from rotation_lambda import core
-from rotation_lambda.core import (
+from secretswitch.client.errors import ConfigurationError, SecretFormatError
+from secretswitch.embedded_stack.faults import RotationInterrupted, crash_after
+from secretswitch.rotation_lambda import core
+from secretswitch.rotation_lambda.core import (
     AWS_DEFAULT_EXCLUDE_CHARACTERS,
     PasswordPolicy,
     Readiness,
@@ -28,7 +28,7 @@ from rotation_lambda.core import (
     readiness,
     user_plan,
 )
-from rotation_lambda.errors import RotationError
+from secretswitch.rotation_lambda.errors import RotationError
 
 TOKEN = "a" * 36
 
@@ -269,7 +269,7 @@ _CURRENT = {"username": "app", "password": "p", "host": "db1,db2", "tls": True, 
 def test_connection_differences_name_every_setting_that_changes_how_mongodb_is_reached(
     changes: dict[str, Any], differences: list[str], without_auth_source: list[str]
 ) -> None:
-    from client.credentials import parse_secret_dict
+    from secretswitch.client.credentials import parse_secret_dict
 
     current = parse_secret_dict(_CURRENT, secret_id="s")
     other = parse_secret_dict({**_CURRENT, **changes}, secret_id="s")
@@ -278,7 +278,7 @@ def test_connection_differences_name_every_setting_that_changes_how_mongodb_is_r
 
 
 def test_connection_differences_never_quote_a_value() -> None:
-    from client.credentials import parse_secret_dict
+    from secretswitch.client.credentials import parse_secret_dict
 
     secret_value = "key-file-password-" + "x" * 8
     current = parse_secret_dict(_CURRENT, secret_id="s")
@@ -320,9 +320,9 @@ def test_crash_after_runs_the_steps_up_to_the_crash_then_raises() -> None:
 
 
 def test_all_names_in_dunder_all_exist() -> None:
-    import rotation_tools
-    from rotation_lambda import guards
-    from rotation_tools import rotate
+    from secretswitch import rotation_tools
+    from secretswitch.rotation_lambda import guards
+    from secretswitch.rotation_tools import rotate
 
     for module in (core, guards, rotate, rotation_tools):
         for name in module.__all__:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from client.credentials import MongoCredentials, parse_secret_dict
-from client.errors import AuthenticationError, SecretFormatError
-from rotation_lambda.errors import RotationError
-from rotation_lambda.guards import Guard, master_arn_of
+from secretswitch.client.credentials import MongoCredentials, parse_secret_dict
+from secretswitch.client.errors import AuthenticationError, SecretFormatError
+from secretswitch.rotation_lambda.errors import RotationError
+from secretswitch.rotation_lambda.guards import Guard, master_arn_of
 
 CURRENT = {"engine": "mongo", "host": "db", "username": "app", "password": "pw-app", "masterarn": "master"}
 MASTER = {"engine": "mongo", "host": "db", "username": "admin", "password": "pw-admin", "dbname": "admin"}

@@ -14,8 +14,8 @@ from secretswitch.package import build_lambda_zip
 PROBE = """
 import sys
 root = sys.argv[1]
-import lambda_function, rotation_lambda, client, pymongo, bson
-for module in (lambda_function, rotation_lambda, client, pymongo, bson):
+import lambda_function, secretswitch, secretswitch.rotation_lambda, secretswitch.client, pymongo, bson
+for module in (lambda_function, secretswitch, secretswitch.rotation_lambda, secretswitch.client, pymongo, bson):
     assert module.__file__.startswith(root), (module.__name__, module.__file__)
 assert callable(lambda_function.lambda_handler)
 try:
@@ -32,8 +32,14 @@ def test_the_zip_handler_imports_with_only_the_zip_and_boto3(tmp_path: Path) -> 
     with zipfile.ZipFile(archive) as opened:
         names = set(opened.namelist())
         opened.extractall(tmp_path / "task")  # the Lambda runtime unpacks to /var/task
-    assert {"lambda_function.py", "rotation_lambda/lambda_function.py", "client/credentials.py"} <= names
-    assert "client/cache.py" not in names
+    assert {
+        "lambda_function.py",
+        "secretswitch/rotation_lambda/lambda_function.py",
+        "secretswitch/client/credentials.py",
+    } <= names
+    assert "secretswitch/client/rotating.py" not in names
+    # One import name of ours in the zip, like the wheel: nothing that a top-level module could shadow.
+    assert not {"client", "rotation_lambda"} & {name.split("/")[0] for name in names}
     boto3_site = str(Path(boto3.__file__).resolve().parent.parent)
     task = str(tmp_path / "task")
     code = f"import sys; sys.path[:0] = [{task!r}]; sys.path.append({boto3_site!r}); exec(open(sys.argv[2]).read())"

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from embedded_stack.signals import signals_deferred
+from secretswitch.embedded_stack.signals import signals_deferred
 
 
 def _interrupted_block(steps: list[str]) -> None:

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from embedded_stack import contract
-from embedded_stack.contract import (
+from secretswitch.embedded_stack import contract
+from secretswitch.embedded_stack.contract import (
     RequestKind,
     Schedule,
     classify_request,
