@@ -206,8 +206,8 @@ def _external(config: DemoConfig) -> Infrastructure:
     )
     if not metadata.get("RotationLambdaARN"):
         raise ConfigurationError(
-            f"secret {config.secret_id!r} has no rotation function; deploy deploy/template.yaml (see the README) "
-            "or run `secretswitch rotate SECRET_ID --lambda-arn ARN` once"
+            f"secret {config.secret_id!r} has no rotation function; deploy deploy/template.yaml "
+            "(see docs/deploying.md) or run `secretswitch rotate SECRET_ID --lambda-arn ARN` once"
         )
     probe: MongoClient[dict[str, Any]] = MongoClient(**credentials.client_kwargs(), serverSelectionTimeoutMS=5000)
     try:
