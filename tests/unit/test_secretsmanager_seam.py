@@ -9,6 +9,8 @@ from :func:`secretswitch.client.secretsmanager.secretsmanager_client`.
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,9 @@ import pytest
 from botocore.exceptions import NoRegionError
 
 import secretswitch.rotate
-from secretswitch import AsyncRotatingMongoClient, ConfigurationError, RotatingMongoClient
+from secretswitch import AsyncRotatingMongoClient, ConfigurationError, RotatingMongoClient, SecretsManagerError
 from secretswitch.client.secretsmanager import (
+    SecretSource,
     check_endpoint_url,
     default_secretsmanager_client,
     resolve_region,
@@ -111,3 +114,31 @@ def test_good_endpoints_pass_and_reach_the_client(monkeypatch: pytest.MonkeyPatc
     assert function_client({"SECRETS_MANAGER_ENDPOINT": "http://127.0.0.1:9"}).meta.endpoint_url == (
         "http://127.0.0.1:9"
     )
+
+
+class _PlainHTTP(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_https_to_a_plain_http_endpoint_says_so_in_the_clients_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local stack speaks http://; `https://` typed for it fails the handshake, and the error says what to use."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PlainHTTP)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("AWS_REGION", "eu-west-3")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"https://127.0.0.1:{server.server_address[1]}")
+        source = SecretSource("mongodb-app")
+        with pytest.raises(SecretsManagerError) as caught:
+            source.get_version()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    message = str(caught.value)
+    assert "SSLError" in message
+    assert "the local stack speaks plain http://" in message
+    assert "\n" not in message
