@@ -10,7 +10,7 @@ API:
 
 * :class:`RefreshPolicy` — the settings (a frozen dataclass, validated):
 
-  - ``refresh_interval`` (default 5 days, see the README's fleet simulation) is an **upper bound**: each refresh
+  - ``refresh_interval`` (default 5 days, see docs/simulation.md) is an **upper bound**: each refresh
     is scheduled uniformly in ``[refresh_interval * (1 - jitter),
     refresh_interval]`` after the fetch, never beyond
     (:meth:`RefreshPolicy.next_refresh_at`);

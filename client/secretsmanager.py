@@ -1,33 +1,56 @@
 """The Secrets Manager seam: the only client module that talks to boto3.
 
-It reads one secret (``GetSecretValue`` by staging label, ``DescribeSecret``
-for the rotation schedule), counts every API call it makes, and translates
-botocore's errors into the secretswitch error tree (``raise ... from exc``).
-It never parses or logs the secret string: :class:`SecretVersion` hides it
-from ``repr``.
+It builds the project's boto3 clients (:func:`secretsmanager_client`: the
+region from ``AWS_REGION`` as the other AWS SDKs and Lambda read it, a checked
+endpoint URL, and a :class:`ConfigurationError` that says what to set instead
+of botocore's ``NoRegionError``), reads one secret (``GetSecretValue`` by
+staging label, ``DescribeSecret`` for the rotation schedule), counts every API
+call it makes, and translates botocore's errors into the secretswitch error
+tree (``raise ... from exc``). It never parses or logs the secret string:
+:class:`SecretVersion` hides it from ``repr``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from .errors import SecretNotFoundError, SecretsManagerError
+from .errors import ConfigurationError, SecretNotFoundError, SecretsManagerError
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 __all__ = [
+    "ENDPOINT_VARIABLES",
+    "REGION_ADVICE",
     "RotationSchedule",
     "SecretSource",
     "SecretVersion",
     "aws_error_advice",
+    "check_endpoint_url",
     "default_secretsmanager_client",
+    "resolve_region",
+    "secretsmanager_client",
 ]
+
+REGION_ADVICE = (
+    "no AWS region is configured; set AWS_REGION (or AWS_DEFAULT_REGION, or region in the AWS profile){how}, "
+    "or for the local stack paste the exports `secretswitch local` prints"
+)
+"""What to do without a region; ``{how}`` names the caller's own way to pass one."""
+
+_LIBRARY_REGION_HOW = ", or pass secretsmanager_client=boto3.client('secretsmanager', region_name=...)"
+
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL")
+"""The variables boto3 reads a Secrets Manager endpoint from, most specific first."""
 
 _NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
 _THROTTLING_CODES = frozenset(
@@ -133,23 +156,103 @@ def aws_error_advice(code: str, message: str, *, operation: str, secret_id: str)
             "(for the local stack: is `secretswitch local` still running?)"
         )
     if code == "NoRegionError":
-        return "no AWS region is configured; set AWS_REGION (or AWS_DEFAULT_REGION) or pass --region"
+        return REGION_ADVICE.format(how=" or pass --region")
+    if code == "SSLError":
+        return (
+            "the TLS handshake with the endpoint failed; the local stack speaks plain http:// (use the URL "
+            "`secretswitch local` prints), otherwise check AWS_CA_BUNDLE and any proxy"
+        )
+    if code == "HTTPClientError" and "URL scheme" in message:
+        return "the endpoint URL's scheme is neither http:// nor https://; fix AWS_ENDPOINT_URL_SECRETS_MANAGER"
     if code in {"DecryptionFailure", "KMSAccessDeniedException"}:
         return f"Secrets Manager cannot decrypt {secret_id!r}; allow kms:Decrypt on the secret's KMS key"
     return None
 
 
-def default_secretsmanager_client() -> SecretsManagerClient:
-    """``boto3.client("secretsmanager")`` with the usual environment resolution.
+def resolve_region(region: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The region to give boto3: ``region``, else ``$AWS_REGION``; ``None`` leaves it to boto3.
 
-    Timeouts are short and retries few: the rotating client keeps serving its
-    last good credentials and backs off by itself, so a hanging call helps nobody.
+    botocore reads ``AWS_DEFAULT_REGION`` and the profile but not ``AWS_REGION``,
+    which the AWS CLI v2, the other SDKs and the Lambda runtime use and which
+    wins over ``AWS_DEFAULT_REGION`` there; so it wins here too.
+    """
+    if region:
+        return region
+    env = os.environ if environ is None else environ
+    return env.get("AWS_REGION", "").strip() or None
+
+
+def check_endpoint_url(url: str, *, source: str) -> str:
+    """Return ``url`` if it can name a Secrets Manager endpoint; ``source`` says where it came from.
+
+    Raises:
+        ConfigurationError: not an ``http://`` or ``https://`` URL with a host (a typo such as ``htp://``).
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigurationError(
+            f"{source} {url!r} is not an http:// or https:// URL with a host; use e.g. http://127.0.0.1:PORT "
+            "as `secretswitch local` prints it, or unset it for AWS"
+        )
+    return url.strip()
+
+
+def secretsmanager_client(
+    *,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    endpoint_source: str = "endpoint_url",
+    config: Config | None = None,
+    region_how: str = _LIBRARY_REGION_HOW,
+) -> SecretsManagerClient:
+    """The one place the project builds a boto3 ``secretsmanager`` client from the environment.
+
+    Args:
+        region: the region; default :func:`resolve_region` (``$AWS_REGION``, then boto3's own).
+        endpoint_url: an endpoint URL; default boto3's (``$AWS_ENDPOINT_URL_SECRETS_MANAGER``,
+            ``$AWS_ENDPOINT_URL``, else AWS). Either is checked first.
+        endpoint_source: how to name ``endpoint_url`` in an error (an option or a variable).
+        config: a botocore ``Config`` (timeouts, retries).
+        region_how: the caller's own way to pass a region, for the advice when there is none.
+
+    Raises:
+        ConfigurationError: no region anywhere, or an endpoint URL that cannot work; says what to set.
     """
     import boto3
+    from botocore.exceptions import NoRegionError
+
+    # boto3 reads the process environment (and the profile); so does this, to check what boto3 will use.
+    if endpoint_url:
+        endpoint_url = check_endpoint_url(endpoint_url, source=endpoint_source)
+    else:
+        endpoint_url = None
+        for variable in ENDPOINT_VARIABLES:
+            if os.environ.get(variable):
+                check_endpoint_url(os.environ[variable], source=variable)
+                break
+    try:
+        return boto3.client(
+            "secretsmanager", region_name=resolve_region(region), endpoint_url=endpoint_url, config=config
+        )
+    except NoRegionError:
+        raise ConfigurationError(REGION_ADVICE.format(how=region_how)) from None
+    except ValueError as exc:  # botocore's "Invalid endpoint: ..." (a profile's endpoint_url)
+        raise ConfigurationError(f"{exc}; use an http:// or https:// URL with a host") from None
+
+
+def default_secretsmanager_client() -> SecretsManagerClient:
+    """:func:`secretsmanager_client` with the usual environment resolution, short timeouts and few retries.
+
+    The rotating client keeps serving its last good credentials and backs off by
+    itself, so a hanging call helps nobody.
+
+    Raises:
+        ConfigurationError: no region is configured, or an endpoint variable holds no usable URL.
+    """
     from botocore.config import Config
 
     config = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
-    return boto3.client("secretsmanager", config=config)
+    return secretsmanager_client(config=config)
 
 
 class SecretSource:
@@ -265,7 +368,12 @@ class SecretSource:
             return SecretsManagerError(f"{what} failed: {code}; {advice or error.get('Message', '')}".rstrip("; "))
         if isinstance(exc, BotoCoreError):
             # botocore's messages name the endpoint, never a secret value.
-            return SecretsManagerError(f"{what} failed: Secrets Manager unreachable ({type(exc).__name__}: {exc})")
+            # Only the advice that adds something: "unreachable" is said already.
+            advice = aws_error_advice(type(exc).__name__, str(exc), operation=operation, secret_id=self.secret_id)
+            tail = f"; {advice}" if advice and type(exc).__name__ in {"SSLError", "HTTPClientError"} else ""
+            return SecretsManagerError(
+                f"{what} failed: Secrets Manager unreachable ({type(exc).__name__}: {exc}){tail}"
+            )
         return SecretsManagerError(f"{what} failed: {type(exc).__name__}")
 
 

@@ -48,7 +48,7 @@ class DemoConfig:
         external: use an existing Secrets Manager (real AWS or ``endpoint``) and the secret it holds.
         secret_id: the application's secret (external mode).
         endpoint: Secrets Manager endpoint URL (external mode); ``None`` means AWS itself.
-        region: AWS region; ``None`` means boto3's usual resolution (external) or us-east-1 (embedded).
+        region: AWS region; ``None`` means ``$AWS_REGION``, else boto3's resolution (external), or us-east-1 (embedded).
         verify_uri: a MongoDB URI that can read the application's database, for the final
             check of every acknowledged write (external mode; ``MONGODB_URI``).
         mongodb_uri: a real MongoDB to use instead of SecantusDB (embedded mode; ``MONGODB_URI``).
@@ -157,7 +157,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     external.add_argument(
         "--secretsmanager-endpoint", default=None, help=f"Secrets Manager endpoint URL (env {ENDPOINT_ENV})"
     )
-    external.add_argument("--region", default=None, help="AWS region (default: boto3's usual resolution)")
+    external.add_argument(
+        "--region", default=None, help="AWS region (default: $AWS_REGION, else $AWS_DEFAULT_REGION or the profile's)"
+    )
     external.add_argument(
         "--mongodb-uri", default=None, help=f"a real MongoDB instead of SecantusDB (env {MONGODB_URI_ENV})"
     )

@@ -182,6 +182,7 @@ class RotationScheduler:
         self.refresh_days = refresh_days
         self.manual_rotation = manual_rotation
         self.max_days = max_days
+        self.ends_at: float | None = None  # the real last day, once the client switched after the last rotation
         self.stop_event = threading.Event()
         self.done = threading.Event()
         self.completed = 0
@@ -292,6 +293,7 @@ class RotationScheduler:
         self.max_days = deadline
         while not self.stop_event.is_set() and self.clock.day() < deadline:
             if self.client.version == final:
-                self.clock.wait_until_day(min(self.clock.day() + 1.0, deadline), self.stop_event)
+                self.ends_at = min(self.clock.day() + 1.0, deadline)
+                self.clock.wait_until_day(self.ends_at, self.stop_event)
                 return
             self.stop_event.wait(0.02)

@@ -162,22 +162,23 @@ def _embedded(config: DemoConfig, events: EventLog) -> Infrastructure:
 
 def _external(config: DemoConfig) -> Infrastructure:
     """An existing Secrets Manager (AWS or an endpoint) and the MongoDB its secret names; checked first."""
-    import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
+    from secretswitch.client.secretsmanager import secretsmanager_client
     from secretswitch.rotation_tools.rotate import rotate_secret
 
     where = config.endpoint or "AWS"
 
     def make_client() -> SecretsManagerClient:
-        return boto3.client(
-            "secretsmanager",
+        return secretsmanager_client(
+            region=config.region,
             endpoint_url=config.endpoint,
-            region_name=config.region,
+            endpoint_source="--secretsmanager-endpoint",
             config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2}),
+            region_how=" or pass --region",
         )
 
     try:
@@ -205,8 +206,8 @@ def _external(config: DemoConfig) -> Infrastructure:
     )
     if not metadata.get("RotationLambdaARN"):
         raise ConfigurationError(
-            f"secret {config.secret_id!r} has no rotation function; deploy deploy/template.yaml (see the README) "
-            "or run `secretswitch rotate SECRET_ID --lambda-arn ARN` once"
+            f"secret {config.secret_id!r} has no rotation function; deploy deploy/template.yaml "
+            "(see docs/deploying.md) or run `secretswitch rotate SECRET_ID --lambda-arn ARN` once"
         )
     probe: MongoClient[dict[str, Any]] = MongoClient(**credentials.client_kwargs(), serverSelectionTimeoutMS=5000)
     try:
@@ -295,6 +296,7 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
     out_dir = config.out_dir or default_out_dir()
     # Real infrastructure is checked before anything starts (and before the folder is made).
     infra: Infrastructure | None = _external(config) if config.external else None
+    made_out_dir = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -309,11 +311,20 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
         with printer_lock:
             print(line, file=out, flush=True)
 
-    say(f"secretswitch demo: results go to {out_dir}")
-    if infra is None:
-        say("starting the embedded stack (moto Secrets Manager + SecantusDB) ...")
-        infra = _embedded(config, events)
-    say(infra.description)
+    try:
+        say(f"secretswitch demo: results go to {out_dir}")
+        if infra is None:
+            say("starting the embedded stack (moto Secrets Manager + SecantusDB) ...")
+            infra = _embedded(config, events)
+        say(infra.description)
+    except BaseException:
+        # Ctrl-C (or a stack that cannot start) before anything was collected: no empty results folder.
+        if infra is not None:
+            with contextlib.suppress(Exception):
+                infra.close()
+        if made_out_dir:
+            _remove_if_empty(out_dir)
+        raise
 
     state = DemoState(config=config, clock=clock, events=events, client=client_view, secret_id=infra.secret_id)
     if not live:
@@ -406,7 +417,8 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
         # Left open until the verdict is in: the last frame shows it, not "running".
         view.enter_context(_live_view(state, live, out))
         while not scheduler.done.wait(0.1):
-            state.end_day = scheduler.max_days
+            state.end_day = scheduler.ends_at or scheduler.max_days
+            state.end_exact = scheduler.ends_at is not None
             inspector_refresh(state)
             if naive_watch is not None:
                 naive_watch.poll()
@@ -448,6 +460,11 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
     if interrupted:
         return 130
     return 0 if summary.get("passed") else 1
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty, or already gone: leave it
+        folder.rmdir()
 
 
 def inspector_refresh(state: DemoState) -> None:
@@ -610,7 +627,7 @@ def _finish(
         workload.stop()
     duration = state.clock.real()
     end_day = state.clock.day()
-    state.end_day = end_day
+    state.end_day, state.end_exact = end_day, True
     events = state.events
     sides = [(state.client_side, "client")]
     if state.naive_side is not None:

@@ -44,5 +44,6 @@ class DemoState:
     inspector: SecretInspector | None = None
     metrics: Callable[[], Any] | None = None
     phase: str = "starting"  # starting, running, checking writes, then passed / failed / interrupted
-    end_day: float = 0.0
+    end_day: float = 0.0  # the run's last demo day: an upper bound until end_exact
+    end_exact: bool = False  # end_day is the real end (the client switched after the last rotation, or the run ended)
     verdict: str | None = None  # the closing line, once the run is judged

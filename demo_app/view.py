@@ -132,16 +132,18 @@ def _header(state: DemoState) -> list[Any]:
     from rich.text import Text
 
     config = state.config
-    day = state.clock.day()
     end = state.end_day or config.max_days
+    day = min(state.clock.day(), end)
+    # Until the client has switched after the last rotation, the end is only a bound.
+    of = f"{end:.1f}" if state.end_exact else f"≤ {end:.1f}"
     top = Table.grid(expand=True, padding=(0, 1))
     top.add_column(no_wrap=True)
     top.add_column(ratio=1)
     top.add_column(no_wrap=True, justify="right")
     phase = Text(state.phase, style=PHASE_STYLES.get(state.phase, "yellow"))
     top.add_row(
-        Text.from_markup(f"[bold]secretswitch demo[/]  day [bold]{day:.1f}[/] of {end:.0f}"),
-        ProgressBar(total=end, completed=min(day, end)),
+        Text.from_markup(f"[bold]secretswitch demo[/]  day [bold]{day:.1f}[/] of {of}"),
+        ProgressBar(total=end, completed=day),
         phase,
     )
     extras = []

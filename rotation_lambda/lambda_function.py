@@ -36,13 +36,23 @@ Handler = Callable[[dict[str, Any], Any], None]
 _log = logging.getLogger("secretswitch.rotation")
 
 
-def default_secretsmanager_client(environ: Mapping[str, str] | None = None) -> SecretsManagerClient:
-    """A boto3 client; ``SECRETS_MANAGER_ENDPOINT`` wins over boto3's own endpoint resolution."""
-    import boto3
+def default_secretsmanager_client(
+    environ: Mapping[str, str] | None = None, *, region: str | None = None, region_how: str = ""
+) -> SecretsManagerClient:
+    """A boto3 client from the client's seam; ``SECRETS_MANAGER_ENDPOINT`` wins over boto3's own endpoint.
+
+    Raises:
+        ConfigurationError: no region, or an endpoint URL that cannot work (says what to set).
+    """
+    from secretswitch.client.secretsmanager import secretsmanager_client
 
     env = os.environ if environ is None else environ
-    endpoint = env.get("SECRETS_MANAGER_ENDPOINT") or None
-    return boto3.client("secretsmanager", endpoint_url=endpoint)
+    return secretsmanager_client(
+        region=region,
+        endpoint_url=env.get("SECRETS_MANAGER_ENDPOINT") or None,
+        endpoint_source="SECRETS_MANAGER_ENDPOINT",
+        region_how=region_how,
+    )
 
 
 def make_handler(

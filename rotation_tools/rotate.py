@@ -279,11 +279,20 @@ def _outcome_after(gateway: SecretsManagerGateway, secret_id: str, token: str, *
     # AWSPENDING left on the AWSCURRENT version means finished (AWS's rule; its templates leave it there).
     done = "AWSCURRENT" in stages and rotation_in_progress(after) is None
     message = (
-        f"rotated: version {token} is AWSCURRENT"
+        f"rotated: {_user_of(gateway, secret_id, token)} is now AWSCURRENT (version {token})"
         if done
         else f"the steps ran but version {token} has stages {sorted(stages)}; run `secretswitch doctor {secret_id}`"
     )
     return RotationOutcome(secret_id, token, completed=done, failed_step=None, message=message, resumed=resumed)
+
+
+def _user_of(gateway: SecretsManagerGateway, secret_id: str, version_id: str) -> str:
+    """The user a version names, for the success line (``the new user`` if it cannot be read)."""
+    try:
+        string = gateway.secret_string(secret_id, stage=AWSCURRENT, version_id=version_id)
+        return repr(parse_secret(string, secret_id=secret_id, version_id=version_id).username)
+    except (SecretsManagerError, SecretFormatError):
+        return "the new user"
 
 
 def _drop_pending_label_on_current(gateway: SecretsManagerGateway, secret_id: str, metadata: SecretMetadata) -> None:

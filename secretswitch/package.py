@@ -7,8 +7,9 @@ The zip holds, at its root:
   the Lambda runtime puts the zip root on ``sys.path`` and the SAM handler is
   ``lambda_function.lambda_handler``;
 * ``secretswitch/rotation_lambda/`` and the ``secretswitch.client`` modules it
-  imports (``credentials``, ``errors``, and the MongoDB seam ``mongo`` with
-  the pure ``policy`` it uses) under minimal ``secretswitch/__init__.py`` and
+  imports (``credentials``, ``errors``, the Secrets Manager seam
+  ``secretsmanager`` that builds its boto3 client, and the MongoDB seam
+  ``mongo`` with the pure ``policy`` it uses) under minimal ``secretswitch/__init__.py`` and
   ``secretswitch/client/__init__.py`` (the real ones pull in the rotating
   client, which the function does not need): the same one import name as the
   wheel, so nothing in the zip can collide with a top-level module;
@@ -38,7 +39,7 @@ __all__ = ["CLIENT_MODULES", "DEFAULT_PLATFORM", "DEFAULT_PYTHON", "build_lambda
 
 DEFAULT_PLATFORM = "manylinux2014_x86_64"
 DEFAULT_PYTHON = "3.12"  # the runtime in deploy/template.yaml
-CLIENT_MODULES = ("credentials.py", "errors.py", "mongo.py", "policy.py")
+CLIENT_MODULES = ("credentials.py", "errors.py", "mongo.py", "policy.py", "secretsmanager.py")
 _DEPENDENCIES = ("pymongo", "dnspython")
 # The installed package (a wheel) or secretswitch/ in a checkout, whose subpackages link to the top-level folders.
 _PACKAGE = Path(__file__).parent
@@ -50,7 +51,7 @@ __all__ = ["lambda_handler"]
 '''
 _PACKAGE_INIT = '''"""secretswitch as the rotation function's zip carries it: the function and its client modules."""
 '''
-_CLIENT_INIT = '''"""The parts of the secretswitch client the rotation function needs (credentials, errors, mongo)."""
+_CLIENT_INIT = '''"""The parts of the secretswitch client the rotation function needs (credentials, errors, seams)."""
 '''
 
 

@@ -2,7 +2,9 @@
 
 The Secrets Manager endpoint is resolved as the rotation function does it:
 ``SECRETS_MANAGER_ENDPOINT``, else boto3's own (``AWS_ENDPOINT_URL_SECRETS_MANAGER``
-as printed by ``secretswitch local``, else AWS).
+as printed by ``secretswitch local``, else AWS); the region is ``--region``, else
+``$AWS_REGION``, else boto3's (``$AWS_DEFAULT_REGION``, the profile). The secret id
+defaults to ``$SECRETSWITCH_SECRET_ID``, which ``secretswitch local`` exports.
 
 Every argument is checked before the first call to AWS (:func:`check_rotate_args`):
 a bad ``--schedule``, ``--days`` or ``--lambda-arn`` (or ``$SECRETSWITCH_ROTATION_LAMBDA_ARN``)
@@ -23,9 +25,10 @@ from secretswitch.client.errors import ConfigurationError
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-__all__ = ["check_rotate_args", "register"]
+__all__ = ["LAMBDA_ARN_ENV", "SECRET_ID_ENV", "check_rotate_args", "register"]
 
 LAMBDA_ARN_ENV = "SECRETSWITCH_ROTATION_LAMBDA_ARN"
+SECRET_ID_ENV = "SECRETSWITCH_SECRET_ID"
 _LAMBDA_ARN = re.compile(
     r"arn:aws(-[a-z]+)*:lambda:[a-z]{2}(-[a-z]+)+-\d{1,2}:\d{12}:function:[A-Za-z0-9_-]{1,64}(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?"
 )
@@ -42,7 +45,7 @@ def register(subparsers: Any) -> None:
             "Against the local stack the steps run at once; against AWS, AWS invokes the deployed function."
         ),
     )
-    rotate.add_argument("secret_id", metavar="SECRET_ID")
+    _secret_id_argument(rotate)
     rotate.add_argument(
         "--lambda-arn",
         default=None,
@@ -78,7 +81,7 @@ def register(subparsers: Any) -> None:
             "and every version with its staging labels, user name and creation time. Never shows a password."
         ),
     )
-    status.add_argument("secret_id", metavar="SECRET_ID")
+    _secret_id_argument(status)
     status.add_argument("--json", action="store_true", help="print JSON")
     _region_argument(status)
     status.set_defaults(handler=run_status)
@@ -94,7 +97,7 @@ def register(subparsers: Any) -> None:
             "Exit 0 when healthy (or everything was fixed), 1 otherwise."
         ),
     )
-    doctor.add_argument("secret_id", metavar="SECRET_ID")
+    _secret_id_argument(doctor)
     doctor.add_argument(
         "--fix",
         action="store_true",
@@ -105,11 +108,32 @@ def register(subparsers: Any) -> None:
     doctor.set_defaults(handler=run_doctor)
 
 
+def _secret_id_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "secret_id",
+        metavar="SECRET_ID",
+        nargs="?",
+        default=None,
+        help=f"the secret's name or ARN (default: ${SECRET_ID_ENV}, which `secretswitch local` exports)",
+    )
+
+
 def _region_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--region", default=None, help="AWS region (default: boto3's: AWS_REGION, the profile)")
+    parser.add_argument(
+        "--region",
+        default=None,
+        help="AWS region (default: $AWS_REGION, else $AWS_DEFAULT_REGION or the AWS profile's region)",
+    )
 
 
-def _check_common(args: argparse.Namespace) -> None:
+def _check_common(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Check the arguments every command takes; a missing SECRET_ID becomes ``$SECRETSWITCH_SECRET_ID``."""
+    if args.secret_id is None:
+        args.secret_id = environ.get(SECRET_ID_ENV)
+        if args.secret_id is None:
+            raise ConfigurationError(
+                f"no secret id: give SECRET_ID or set ${SECRET_ID_ENV} (`secretswitch local` exports it)"
+            )
     if not args.secret_id.strip():
         raise ConfigurationError("SECRET_ID is empty; give the secret's name or ARN, e.g. mongodb-app")
     if args.region is not None and not _REGION.fullmatch(args.region):
@@ -124,7 +148,7 @@ def check_rotate_args(args: argparse.Namespace, environ: Mapping[str, str]) -> s
     """
     from secretswitch.embedded_stack.contract import MAX_DAYS, parse_schedule_expression
 
-    _check_common(args)
+    _check_common(args, environ)
     if args.days is not None and not 1 <= args.days <= MAX_DAYS:
         raise ConfigurationError(f"--days {args.days} is out of range; Secrets Manager accepts 1 to {MAX_DAYS} days")
     if args.schedule is not None:
@@ -149,31 +173,19 @@ def check_rotate_args(args: argparse.Namespace, environ: Mapping[str, str]) -> s
 
 
 def _client(region: str | None) -> SecretsManagerClient:
-    from botocore.exceptions import NoRegionError
-
     from secretswitch.rotation_lambda.lambda_function import default_secretsmanager_client
 
-    try:
-        if region is None:
-            return default_secretsmanager_client()
-        import boto3
-
-        # As default_secretsmanager_client() does, with the region given.
-        endpoint = os.environ.get("SECRETS_MANAGER_ENDPOINT") or None
-        return boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint)
-    except NoRegionError:
-        raise ConfigurationError(
-            "no AWS region is configured; pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), "
-            "or paste the exports `secretswitch local` prints"
-        ) from None
+    # The function's own builder: SECRETS_MANAGER_ENDPOINT, else boto3's endpoint; $AWS_REGION honoured.
+    return default_secretsmanager_client(region=region, region_how=" or pass --region")
 
 
 def run_rotate(args: argparse.Namespace) -> int:
     from secretswitch.rotation_tools.rotate import cancel_rotation, rotate_secret
 
     if args.cancel:
+        _check_common(args, os.environ)
         cancelled = cancel_rotation(_client(args.region), args.secret_id)
-        print(f"{cancelled.secret_id}: token {cancelled.token}: {cancelled.message}")
+        print(f"{cancelled.secret_id}: {_with_token(cancelled.token, cancelled.message)}")
         return 0
     function_arn = check_rotate_args(args, os.environ)
     outcome = rotate_secret(
@@ -184,8 +196,13 @@ def run_rotate(args: argparse.Namespace) -> int:
         resume=args.resume,
         schedule_expression=args.schedule,
     )
-    print(f"{outcome.secret_id}: token {outcome.token}: {outcome.message}")
+    print(f"{outcome.secret_id}: {_with_token(outcome.token, outcome.message)}")
     return 0 if outcome.completed or outcome.asynchronous else 1
+
+
+def _with_token(token: str, message: str) -> str:
+    # The version id once: in the message when it names it, else in front of it.
+    return message if token in message else f"token {token}: {message}"
 
 
 def _when(value: Any) -> str:
@@ -197,7 +214,7 @@ def _when(value: Any) -> str:
 def run_status(args: argparse.Namespace) -> int:
     from secretswitch.rotation_tools.status import secret_status
 
-    _check_common(args)
+    _check_common(args, os.environ)
     status = secret_status(_client(args.region), args.secret_id)
     if args.json:
         document = {
@@ -241,7 +258,7 @@ def run_status(args: argparse.Namespace) -> int:
 def run_doctor(args: argparse.Namespace) -> int:
     from secretswitch.rotation_tools.doctor import diagnose
 
-    _check_common(args)
+    _check_common(args, os.environ)
     findings = diagnose(_client(args.region), args.secret_id, fix=args.fix)
     if not findings:
         print(f"{args.secret_id}: healthy (no rotation stuck, AWSCURRENT logs in, the users' roles agree)")

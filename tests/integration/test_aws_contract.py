@@ -156,11 +156,38 @@ def test_secretswitch_rotate_exits_0_when_the_function_leaves_awspending_on_awsc
     register_rotation_function(cstack.rotation_function_arn, like_the_aws_templates)
     try:
         assert main(["rotate", SECRET]) == 0
-        assert "rotated: version" in capsys.readouterr().out
+        assert "is now AWSCURRENT (version " in capsys.readouterr().out
         assert main(["rotate", SECRET]) == 0, "and the next rotation is not refused"
     finally:
         register_rotation_function(cstack.rotation_function_arn, lambda event: handler(event, None))
     assert main(["doctor", SECRET]) == 0
+
+
+def test_the_exports_of_local_are_enough_for_rotate_status_and_doctor(
+    cstack: EmbeddedStack,
+    sm: Any,
+    cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No SECRET_ID argument ($SECRETSWITCH_SECRET_ID) and AWS_REGION alone (botocore reads only AWS_DEFAULT_REGION).
+
+    rotate's line names the user that is now AWSCURRENT and gives the version id once.
+    """
+    assert cli_env["SECRETSWITCH_SECRET_ID"] == SECRET
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    capsys.readouterr()
+    assert main(["rotate"]) == 0
+    out = capsys.readouterr().out
+    version, user = _current(sm)
+    assert out.strip() == f"{SECRET}: rotated: {user!r} is now AWSCURRENT (version {version})"
+    assert out.count(version) == 1
+    assert main(["status"]) == 0
+    status = capsys.readouterr().out
+    assert f"secret    {SECRET} (" in status
+    assert version in status
+    assert main(["doctor"]) == 0
+    assert f"{SECRET}: healthy" in capsys.readouterr().out
 
 
 def test_a_rotation_in_progress_refuses_a_new_one_until_it_is_retried_with_its_token(

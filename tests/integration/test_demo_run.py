@@ -134,13 +134,33 @@ def test_async_demo_runs_the_same_workload_through_the_asyncio_client(tmp_path: 
     [
         (["--refresh-days", "7"], "--refresh-days"),
         (["--day-seconds", "-1"], "--day-seconds"),
-        (["--secret-id", "does-not-exist", "--secretsmanager-endpoint", "http://127.0.0.1:9"], "cannot reach"),
+        (
+            [
+                "--secret-id",
+                "does-not-exist",
+                "--secretsmanager-endpoint",
+                "http://127.0.0.1:9",
+                "--region",
+                "us-east-1",
+            ],
+            "cannot reach",
+        ),
+        (["--secret-id", "s", "--secretsmanager-endpoint", "http://127.0.0.1:9"], "no AWS region is configured"),
+        (["--secret-id", "s", "--secretsmanager-endpoint", "htp://127.0.0.1:9"], "--secretsmanager-endpoint"),
     ],
 )
 def test_bad_input_fails_in_one_line_before_anything_starts(tmp_path: Path, argv: list[str], expected: str) -> None:
+    # A machine with no AWS configuration: no region unless the command gives one.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE")
+    }
+    env["AWS_CONFIG_FILE"] = str(tmp_path / "no-aws-config")
     result = subprocess.run(
         [sys.executable, "-m", "secretswitch.demo_app", *argv, "--out", str(tmp_path / "never")],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,

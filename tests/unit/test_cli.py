@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,7 +80,10 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     (["simulate", "--rotation-seconds", "-1"], "--rotation-seconds -1 is out of range"),
     (["simulate", "--sweep-instances", "0"], "--sweep-instances 0 is out of range"),
     # rotate / status / doctor: checked before the first AWS call
-    (["rotate"], "the following arguments are required: SECRET_ID"),
+    (["rotate"], "no secret id: give SECRET_ID or set $SECRETSWITCH_SECRET_ID"),
+    (["status"], "no secret id: give SECRET_ID or set $SECRETSWITCH_SECRET_ID"),
+    (["doctor", "--fix"], "no secret id: give SECRET_ID or set $SECRETSWITCH_SECRET_ID"),
+    (["rotate", "--cancel"], "no secret id: give SECRET_ID or set $SECRETSWITCH_SECRET_ID"),
     (["rotate", "mongodb-app", "--days", "0"], "--days 0 is out of range"),
     (["rotate", "mongodb-app", "--days", "1001"], "--days 1001 is out of range"),
     (["rotate", "mongodb-app", "--schedule", "every week"], "'every week' is neither rate"),
@@ -87,9 +92,9 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     (["rotate", "mongodb-app", "--lambda-arn", "my-function"], "--lambda-arn 'my-function' is not a Lambda"),
     (["rotate", "mongodb-app", "--days", "7", "--schedule", "rate(7 days)"], "not allowed with"),
     (["rotate", "mongodb-app", "--resume", "--days", "3"], "--resume re-runs the rotation in progress"),
-    (["rotate", "mongodb-app"], "no AWS region is configured"),
-    (["status", "mongodb-app"], "no AWS region is configured"),
-    (["doctor", "mongodb-app"], "no AWS region is configured"),
+    (["rotate", "mongodb-app"], "no AWS region is configured; set AWS_REGION"),
+    (["status", "mongodb-app"], "no AWS region is configured; set AWS_REGION"),
+    (["doctor", "mongodb-app"], "or pass --region"),
     (["status", " "], "SECRET_ID is empty"),
     (["doctor", "mongodb-app", "--region", "nowhere"], "--region 'nowhere' is not an AWS region name"),
     # demo and package-lambda
@@ -111,6 +116,65 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_made(
     assert expected in lines[0]
     assert "Traceback" not in err + out
     assert not list(clean_env.glob("secretswitch-stack-*")), "a folder was made before the input was checked"
+
+
+BAD_ENVIRONMENT: list[tuple[dict[str, str], list[str], str]] = [
+    ({"AWS_ENDPOINT_URL_SECRETS_MANAGER": "htp://127.0.0.1:4566"}, ["status", "mongodb-app"],
+     "AWS_ENDPOINT_URL_SECRETS_MANAGER 'htp://127.0.0.1:4566' is not an http:// or https:// URL"),
+    ({"AWS_ENDPOINT_URL": "127.0.0.1:4566"}, ["doctor", "mongodb-app"],
+     "AWS_ENDPOINT_URL '127.0.0.1:4566' is not an http:// or https:// URL"),
+    ({"SECRETS_MANAGER_ENDPOINT": "http//127.0.0.1:4566"}, ["rotate", "mongodb-app"],
+     "SECRETS_MANAGER_ENDPOINT 'http//127.0.0.1:4566' is not an http:// or https:// URL"),
+    ({"SECRETSWITCH_SECRET_ID": " "}, ["status"], "SECRET_ID is empty"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("environ", "argv", "expected"), BAD_ENVIRONMENT, ids=[e for _, _, e in BAD_ENVIRONMENT])
+@pytest.mark.usefixtures("clean_env")
+def test_a_bad_environment_value_is_one_line_exit_2_naming_the_variable(
+    environ: dict[str, str],
+    argv: list[str],
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    status, out, err = _run(argv, capsys)
+    assert status == 2, (out, err)
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err
+    assert "Traceback" not in err + out
+
+
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A plain-HTTP server that answers a TLS hello with 400 and keeps stderr for the command."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_https_to_the_local_plain_http_endpoint_is_one_line_with_advice(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`https://` typed for the stack's `http://` endpoint: the TLS handshake fails; the line says what to use."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("AWS_REGION", "eu-west-3")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"https://127.0.0.1:{server.server_address[1]}")
+        status, _, err = _run(["status", "mongodb-app"], capsys)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    assert status == 1
+    assert len(err.strip().splitlines()) == 1, err
+    assert "the local stack speaks plain http://" in err
 
 
 def test_the_table_covers_every_subcommand_with_at_least_twenty_inputs() -> None:
@@ -158,6 +222,8 @@ ADVICE = [
     ("ResourceNotFoundException", "Secrets Manager can't find the specified secret.", "check the secret id"),
     ("NoCredentialsError", "", "no AWS credentials found"),
     ("EndpointConnectionError", "", "Secrets Manager is unreachable"),
+    ("SSLError", "SSL validation failed for https://127.0.0.1:4566/", "speaks plain http://"),
+    ("NoRegionError", "You must specify a region.", "set AWS_REGION"),
 ]  # fmt: skip
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from secretswitch.client.errors import ConfigurationError
+from secretswitch.demo_app import runner
 from secretswitch.demo_app.config import DemoConfig, add_arguments, config_from_args
 from secretswitch.demo_app.events import DemoEvent, EventLog, format_event
 from secretswitch.demo_app.report import (
@@ -20,6 +22,7 @@ from secretswitch.demo_app.report import (
     verdict,
 )
 from secretswitch.demo_app.timeline import bucket_rates, user_spans
+from secretswitch.embedded_stack.errors import LocalStackError
 
 
 def _config(*argv: str, environ: dict[str, str] | None = None) -> DemoConfig:
@@ -278,3 +281,24 @@ def test_user_spans() -> None:
 def test_async_flag_selects_the_asyncio_client() -> None:
     assert _config("--async").async_client is True
     assert _config().async_client is False
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, LocalStackError])
+def test_ctrl_c_while_the_stack_starts_leaves_no_empty_results_folder(
+    interruption: type[BaseException], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing was collected yet: the folder the run made goes again; a folder given with --out stays."""
+
+    def interrupted(config: DemoConfig, events: EventLog) -> None:
+        raise interruption("stopped while the stack started")
+
+    monkeypatch.setattr(runner, "_embedded", interrupted)
+    made = tmp_path / "results"
+    with pytest.raises(interruption):
+        runner.run_demo(_config("--out", str(made), "--plain"), stdout=io.StringIO())
+    assert not made.exists()
+    given = tmp_path / "mine"
+    given.mkdir()
+    with pytest.raises(interruption):
+        runner.run_demo(_config("--out", str(given), "--plain"), stdout=io.StringIO())
+    assert given.is_dir()

@@ -14,7 +14,7 @@ from secretswitch.demo_app.clock import DemoClock
 from secretswitch.demo_app.config import add_arguments, config_from_args
 from secretswitch.demo_app.events import DemoEvent, EventLog, format_event
 from secretswitch.demo_app.report import WriteCheck
-from secretswitch.demo_app.rotations import ClientView, SecretInspector, SecretVersion
+from secretswitch.demo_app.rotations import ClientView, RotationScheduler, SecretInspector, SecretVersion
 from secretswitch.demo_app.state import DemoState, SideState
 from secretswitch.demo_app.view import render
 
@@ -89,7 +89,7 @@ def test_the_frame_fits_the_terminal_with_every_border_and_title(width: int, hei
     text = "\n".join(lines)
     assert len(lines) <= height, text
     assert all(len(line) <= width for line in lines), text
-    assert lines[0].startswith("secretswitch demo  day 29.0 of 35")
+    assert lines[0].startswith("secretswitch demo  day 29.0 of ≤ 35.0")  # a bound until the client switches
     assert lines[0].rstrip().endswith(" running"), lines[0]
     assert "secretswitch RotatingMongoClient" in text
     assert "secret mongodb-app: versions" in text
@@ -173,6 +173,35 @@ def test_the_naive_side_fits_too(width: int, height: int) -> None:
     assert "0 ok · 1 failed" in text
     assert "rotation 4: done" in text
     assert "…" not in text
+
+
+def test_the_header_gives_the_real_end_once_known_and_never_a_day_past_it() -> None:
+    """A 32.6-day run says "of 32.6", not the bound (the "day 31.4 of 36" of a 35-day run)."""
+    state, now = _state()
+    state.end_day, state.end_exact = 32.6, True
+    now.t = 31.4 * state.config.day_seconds
+    assert _screen(state, 80, 24)[0].startswith("secretswitch demo  day 31.4 of 32.6 ")
+    now.t = 33.9 * state.config.day_seconds  # checking the writes after the last day
+    assert _screen(state, 80, 24)[0].startswith("secretswitch demo  day 32.6 of 32.6 ")
+
+
+def test_the_scheduler_knows_the_real_end_once_the_client_follows_the_last_rotation() -> None:
+    """After the last rotation the run ends one demo day after the client's switch, not at the bound."""
+    ticks = iter(range(10**6))
+    clock = DemoClock(1.0, started=0.0, monotonic=lambda: 31.4 + next(ticks) * 0.05)  # moves as it is read
+    final = SecretVersion(V4, ("AWSCURRENT",), "app_clone")
+    inspector = SimpleNamespace(current=lambda: final, latest=(final,))
+    client = ClientView(user="app_clone", version=V4)  # already switched
+    scheduler = RotationScheduler(
+        clock=clock, events=EventLog(clock.day, 0.0), rotate=lambda: None, inspector=inspector,  # type: ignore[arg-type]
+        recorder=None, client=client, rotations=4, rotation_days=7.0, refresh_days=6.0, manual_rotation=False,
+        max_days=35.0,
+    )  # fmt: skip
+    assert scheduler.ends_at is None
+    scheduler._wait_for_client()
+    assert scheduler.ends_at is not None
+    assert 32.4 <= scheduler.ends_at <= 32.5
+    assert scheduler.max_days >= 35.0  # the bound stays a bound
 
 
 def test_before_day_zero_the_events_panel_says_it_is_waiting() -> None:
