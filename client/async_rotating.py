@@ -72,6 +72,7 @@ from .shell import RotatingShell
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from opentelemetry.metrics import MeterProvider
     from pymongo import AsyncMongoClient
     from pymongo.asynchronous.database import AsyncDatabase
 
@@ -117,6 +118,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         client_factory: builds an ``AsyncMongoClient`` from credentials and options.
         login_check: checks a new client's login (default: ``await ping``).
         close_grace: real seconds an old client stays open after a planned switch.
+        meter_provider: an OpenTelemetry ``MeterProvider`` to report metrics through; ``None``: none.
 
     Raises:
         ConfigurationError: an argument is wrong.
@@ -136,6 +138,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         client_factory: AsyncMongoClientFactory = build_async_mongo_client,
         login_check: AsyncLoginCheck = check_login_async,
         close_grace: float = 2.0,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._init_shell(
             secret_id,
@@ -146,6 +149,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
             mongo_options=mongo_options,
             rng=rng,
             close_grace=close_grace,
+            meter_provider=meter_provider,
         )
         self._client_factory = client_factory
         self._login_check = login_check

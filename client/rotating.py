@@ -86,6 +86,7 @@ from .shell import RotatingShell
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from opentelemetry.metrics import MeterProvider
     from pymongo import MongoClient
     from pymongo.database import Database
 
@@ -127,6 +128,8 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         login_check: checks a new client's login (default: ``ping``).
         close_grace: real seconds an old client stays open after a planned
             switch, for operations on handles taken with ``database()`` / ``client``.
+        meter_provider: an OpenTelemetry ``MeterProvider`` to report metrics
+            through (the ``otel`` extra; docs/observability.md); ``None``: none.
 
     Raises:
         SecretsManagerError: the first read of the secret failed.
@@ -149,6 +152,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         client_factory: MongoClientFactory = build_mongo_client,
         login_check: LoginCheck = check_login,
         close_grace: float = 2.0,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._init_shell(
             secret_id,
@@ -159,6 +163,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
             mongo_options=mongo_options,
             rng=rng,
             close_grace=close_grace,
+            meter_provider=meter_provider,
         )
         self._client_factory = client_factory
         self._login_check = login_check

@@ -10,8 +10,10 @@ from ``repr``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 __all__ = [
+    "CallListener",
     "RotationSchedule",
     "SecretSource",
     "SecretVersion",
@@ -43,6 +46,12 @@ _BAD_CREDENTIALS_CODES = frozenset(
         "ExpiredToken",
     }
 )
+_log = logging.getLogger(__name__)
+
+CallListener = Callable[[str, "str | None"], None]
+"""``listener(operation, error)`` after each API call: ``error`` is ``None`` on success, else the AWS
+error code (``ThrottlingException``) or the botocore exception's class name (``EndpointConnectionError``)."""
+
 # AWS says "marked for deletion"; moto "marked deleted"; both mean DeleteSecret ran.
 _DELETED = re.compile(r"marked (for )?delet|scheduled for deletion", re.IGNORECASE)
 
@@ -168,6 +177,7 @@ class SecretSource:
         self._calls_lock = threading.Lock()
         self._api_calls = 0
         self._calls_by_operation: dict[str, int] = {}
+        self._listeners: tuple[CallListener, ...] = ()
 
     @property
     def api_calls(self) -> int:
@@ -178,6 +188,21 @@ class SecretSource:
         """A copy of the call counts per operation name."""
         with self._calls_lock:
             return dict(self._calls_by_operation)
+
+    def observe(self, listener: CallListener) -> None:
+        """Call ``listener(operation, error)`` after every API call (telemetry; it must not block)."""
+        with self._calls_lock:
+            self._listeners = (*self._listeners, listener)
+
+    def _answered(self, operation: str, exc: Exception | None) -> None:
+        if not self._listeners:
+            return
+        error = None if exc is None else _error_code(exc)
+        for listener in self._listeners:
+            try:
+                listener(operation, error)
+            except Exception:  # noqa: BLE001 - telemetry must never break a read
+                _log.exception("secret %s: Secrets Manager call listener %r failed", self.secret_id, listener)
 
     def _count(self, operation: str) -> None:
         with self._calls_lock:
@@ -195,7 +220,9 @@ class SecretSource:
         try:
             response = self._client.get_secret_value(SecretId=self.secret_id, VersionStage=stage)
         except Exception as exc:
+            self._answered("GetSecretValue", exc)
             raise self._translate(exc, "GetSecretValue", stage) from exc
+        self._answered("GetSecretValue", None)
         return SecretVersion(
             version_id=response.get("VersionId"),
             stages=tuple(response.get("VersionStages", ())),
@@ -213,7 +240,9 @@ class SecretSource:
         try:
             response = self._client.describe_secret(SecretId=self.secret_id)
         except Exception as exc:
+            self._answered("DescribeSecret", exc)
             raise self._translate(exc, "DescribeSecret", None) from exc
+        self._answered("DescribeSecret", None)
         rules = response.get("RotationRules") or {}
         expression = rules.get("ScheduleExpression")
         interval_days = rules.get("AutomaticallyAfterDays")
@@ -248,6 +277,16 @@ class SecretSource:
             # botocore's messages name the endpoint, never a secret value.
             return SecretsManagerError(f"{what} failed: Secrets Manager unreachable ({type(exc).__name__}: {exc})")
         return SecretsManagerError(f"{what} failed: {type(exc).__name__}")
+
+
+def _error_code(exc: Exception) -> str:
+    """The AWS error code of a ClientError, else the exception's class name (a bounded set either way)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return type(exc).__name__
 
 
 def _aware(value: Any) -> dt.datetime | None:
