@@ -236,3 +236,13 @@ def test_the_asyncio_client_in_each_state(clock: FakeClock) -> None:
     assert "not started" in seen["before start"].detail
     assert seen["before start"].credential_age is None
     assert not math.isnan(seen["started"].checked_at)
+
+
+def test_the_new_modules_export_what_they_name() -> None:
+    import secretswitch
+    from secretswitch.client import health, telemetry
+
+    for module in (health, telemetry):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.__all__ names missing {name}"
+    assert secretswitch.ClientHealth is ClientHealth
