@@ -15,6 +15,7 @@ from .errors import (
     SecretSwitchError,
 )
 from .events import ClientEvent, ClientMetrics
+from .health import ClientHealth
 from .policy import CacheState, RefreshPolicy
 from .rotating import RecoveringCollection, RotatingMongoClient
 
@@ -23,6 +24,7 @@ __all__ = [
     "AsyncRotatingMongoClient",
     "CacheState",
     "ClientEvent",
+    "ClientHealth",
     "ClientMetrics",
     "RecoveringCollection",
     "RefreshPolicy",

@@ -83,6 +83,7 @@ from .shell import RotatingShell
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from opentelemetry.metrics import MeterProvider
     from pymongo import AsyncMongoClient
     from pymongo.asynchronous.database import AsyncDatabase
 
@@ -134,6 +135,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         background_refresh: run the background refresher task (default).
         login_adopter: moves a checked candidate's login onto the stable client
             (default :func:`client.mongo.adopt_login_async`; tests pass a fake's).
+        meter_provider: an OpenTelemetry ``MeterProvider`` to report metrics through; ``None``: none.
 
     Raises:
         ConfigurationError: an argument is wrong.
@@ -155,6 +157,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         close_grace: float = 2.0,
         background_refresh: bool = True,
         login_adopter: AsyncLoginAdopter = adopt_login_async,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._init_shell(
             secret_id,
@@ -165,6 +168,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
             mongo_options=mongo_options,
             rng=rng,
             close_grace=close_grace,
+            meter_provider=meter_provider,
         )
         self._client_factory = client_factory
         self._login_check = login_check

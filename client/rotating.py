@@ -107,6 +107,7 @@ from .shell import RotatingShell
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from opentelemetry.metrics import MeterProvider
     from pymongo import MongoClient
     from pymongo.database import Database
 
@@ -160,6 +161,8 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
             without it the client refreshes only when it is called.
         login_adopter: moves a checked candidate's login onto the stable
             client (default :func:`client.mongo.adopt_login`; tests pass a fake's).
+        meter_provider: an OpenTelemetry ``MeterProvider`` to report metrics
+            through (the ``otel`` extra; docs/observability.md); ``None``: none.
 
     Raises:
         SecretsManagerError: the first read of the secret failed.
@@ -184,6 +187,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         close_grace: float = 2.0,
         background_refresh: bool = True,
         login_adopter: LoginAdopter = adopt_login,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._init_shell(
             secret_id,
@@ -194,6 +198,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
             mongo_options=mongo_options,
             rng=rng,
             close_grace=close_grace,
+            meter_provider=meter_provider,
         )
         self._client_factory = client_factory
         self._login_check = login_check

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 __all__ = [
+    "CallListener",
     "ENDPOINT_VARIABLES",
     "REGION_ADVICE",
     "RotationSchedule",
@@ -67,6 +69,12 @@ _BAD_CREDENTIALS_CODES = frozenset(
         "ExpiredToken",
     }
 )
+_log = logging.getLogger(__name__)
+
+CallListener = Callable[[str, "str | None"], None]
+"""``listener(operation, error)`` after each API call: ``error`` is ``None`` on success, else the AWS
+error code (``ThrottlingException``) or the botocore exception's class name (``EndpointConnectionError``)."""
+
 # AWS says "marked for deletion"; moto "marked deleted"; both mean DeleteSecret ran.
 _DELETED = re.compile(r"marked (for )?delet|scheduled for deletion", re.IGNORECASE)
 
@@ -273,6 +281,7 @@ class SecretSource:
         self._calls_lock = threading.Lock()
         self._api_calls = 0
         self._calls_by_operation: dict[str, int] = {}
+        self._listeners: tuple[CallListener, ...] = ()
 
     def after_fork_in_child(self) -> None:
         """In a forked child: never share the parent's HTTP connections (boto3 clients are not fork-safe).
@@ -301,6 +310,21 @@ class SecretSource:
         with self._calls_lock:
             return dict(self._calls_by_operation)
 
+    def observe(self, listener: CallListener) -> None:
+        """Call ``listener(operation, error)`` after every API call (telemetry; it must not block)."""
+        with self._calls_lock:
+            self._listeners = (*self._listeners, listener)
+
+    def _answered(self, operation: str, exc: Exception | None) -> None:
+        if not self._listeners:
+            return
+        error = None if exc is None else _error_code(exc)
+        for listener in self._listeners:
+            try:
+                listener(operation, error)
+            except Exception:  # noqa: BLE001 - telemetry must never break a read
+                _log.exception("secret %s: Secrets Manager call listener %r failed", self.secret_id, listener)
+
     def _count(self, operation: str) -> None:
         with self._calls_lock:
             self._api_calls += 1
@@ -317,7 +341,9 @@ class SecretSource:
         try:
             response = self._client.get_secret_value(SecretId=self.secret_id, VersionStage=stage)
         except Exception as exc:
+            self._answered("GetSecretValue", exc)
             raise self._translate(exc, "GetSecretValue", stage) from exc
+        self._answered("GetSecretValue", None)
         return SecretVersion(
             version_id=response.get("VersionId"),
             stages=tuple(response.get("VersionStages", ())),
@@ -335,7 +361,9 @@ class SecretSource:
         try:
             response = self._client.describe_secret(SecretId=self.secret_id)
         except Exception as exc:
+            self._answered("DescribeSecret", exc)
             raise self._translate(exc, "DescribeSecret", None) from exc
+        self._answered("DescribeSecret", None)
         rules = response.get("RotationRules") or {}
         expression = rules.get("ScheduleExpression")
         interval_days = rules.get("AutomaticallyAfterDays")
@@ -375,6 +403,16 @@ class SecretSource:
                 f"{what} failed: Secrets Manager unreachable ({type(exc).__name__}: {exc}){tail}"
             )
         return SecretsManagerError(f"{what} failed: {type(exc).__name__}")
+
+
+def _error_code(exc: Exception) -> str:
+    """The AWS error code of a ClientError, else the exception's class name (a bounded set either way)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return type(exc).__name__
 
 
 def _aware(value: Any) -> dt.datetime | None:

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .core import ClientCore, Generation, check_arguments, no_database_error
 from .credentials import MongoCredentials
 from .events import ClientMetrics
+from .health import ClientHealth, RefreshHistory
 from .policy import RefreshPolicy
 from .secretsmanager import SecretSource
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from opentelemetry.metrics import MeterProvider
 
 __all__ = ["RotatingShell"]
 
@@ -47,6 +49,7 @@ class RotatingShell(Generic[C, D]):
         mongo_options: Mapping[str, Any] | None,
         rng: random.Random | None,
         close_grace: float,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         check_arguments(secret_id, database, close_grace)
         self.secret_id = secret_id
@@ -64,6 +67,20 @@ class RotatingShell(Generic[C, D]):
             rng=rng if rng is not None else random.Random(),
             on_publish=self._set_generation,
         )
+        # Subscribed before the first read, so they see every event; neither touches the hot path.
+        self._history = RefreshHistory()
+        self._core.events.subscribe(self._history.on_event)
+        if meter_provider is not None:
+            from .telemetry import ClientTelemetry  # imports opentelemetry: only when asked for
+
+            telemetry = ClientTelemetry(
+                meter_provider,
+                secret_id=secret_id,
+                health=self.health,
+                auth_failures=lambda: self.metrics.auth_failures,
+            )
+            self._core.events.subscribe(telemetry.on_event)
+            self._source.observe(telemetry.on_call)
 
     def _set_generation(self, gen: Generation[C, D]) -> None:
         # One attribute store: readers see the old or the new snapshot, never a mix.
@@ -131,6 +148,10 @@ class RotatingShell(Generic[C, D]):
     def metrics(self) -> ClientMetrics:
         """A snapshot of the counters."""
         return self._core.metrics(self._source.api_calls)
+
+    def health(self) -> ClientHealth:
+        """A frozen snapshot for readiness and liveness probes (no I/O, no lock; rule in :mod:`client.health`)."""
+        return self._history.snapshot(self.secret_id, self._gen, closed=self._core.closed, now=self._clock())
 
     def __repr__(self) -> str:
         gen = self._gen

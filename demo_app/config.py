@@ -55,6 +55,8 @@ class DemoConfig:
         seed: seed of the workload's random choices (reproducible runs).
         layout: the embedded stack's secret layout (``stack`` or ``aws``: AWS's format, ``dbname: admin``).
         database: the application's database (external mode); ``None`` means the secret's ``dbname``.
+        metrics_port: serve the client's metrics (Prometheus text format) on 127.0.0.1 at this
+            port for the length of the run (0: any free port); ``None``: no endpoint.
     """
 
     rotations: int = 4
@@ -78,6 +80,7 @@ class DemoConfig:
     seed: int | None = None
     layout: str = "stack"
     database: str | None = None
+    metrics_port: int | None = None
 
     @property
     def demo_seconds_per_real_second(self) -> float:
@@ -143,6 +146,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="results folder (default: a new folder under the current directory)"
     )
     output.add_argument("--plain", action="store_true", help="one line per event, even on a terminal")
+    output.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve the client's OpenTelemetry metrics in Prometheus text format on http://127.0.0.1:N/metrics "
+        "while the demo runs (0: any free port)",
+    )
     external = parser.add_argument_group(
         "real infrastructure",
         "By default the demo starts its own Secrets Manager (moto) and MongoDB (SecantusDB). Give a secret id "
@@ -221,6 +232,9 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
     aws_layout = bool(getattr(args, "aws_layout", False))
     if aws_layout and external:
         raise ConfigurationError("--aws-layout shapes the embedded stack's secret; it does not apply to --secret-id")
+    metrics_port = getattr(args, "metrics_port", None)
+    if metrics_port is not None and not 0 <= metrics_port <= 65535:
+        raise ConfigurationError(f"--metrics-port {metrics_port} is not a TCP port; give 1-65535 (or 0: any free port)")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigurationError(f"--out {args.out} exists and is not a folder; give a folder (it is created if new)")
     return DemoConfig(
@@ -244,6 +258,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
         seed=args.seed,
         layout="aws" if aws_layout else "stack",
         database=database,
+        metrics_port=metrics_port,
     )
 
 

@@ -31,6 +31,7 @@ from .async_app import AsyncClientHost, AsyncWorkload
 from .clock import DemoClock
 from .config import DemoConfig
 from .events import DemoEvent, EventLog, format_event
+from .metrics import MetricsEndpoint
 from .report import (
     RotationRecord,
     SwitchRecord,
@@ -45,6 +46,7 @@ from .workload import COLLECTION, OperationRunner, OpLog, Workload
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from opentelemetry.sdk.metrics import MeterProvider
     from pymongo import MongoClient
     from pymongo.database import Database
 
@@ -297,9 +299,13 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
     # Real infrastructure is checked before anything starts (and before the folder is made).
     infra: Infrastructure | None = _external(config) if config.external else None
     made_out_dir = not out_dir.exists()
+    # So is the metrics port: a port that is taken fails in one line, with nothing started.
+    metrics = MetricsEndpoint(config.metrics_port) if config.metrics_port is not None else None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if metrics is not None:
+            metrics.close()
         raise ConfigurationError(f"cannot create the results folder {out_dir}: {exc.strerror}; choose --out") from exc
 
     clock = DemoClock(config.day_seconds)
@@ -313,12 +319,16 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
 
     try:
         say(f"secretswitch demo: results go to {out_dir}")
+        if metrics is not None:
+            say(f"client metrics (Prometheus text format): {metrics.url}")
         if infra is None:
             say("starting the embedded stack (moto Secrets Manager + SecantusDB) ...")
             infra = _embedded(config, events)
         say(infra.description)
     except BaseException:
         # Ctrl-C (or a stack that cannot start) before anything was collected: no empty results folder.
+        if metrics is not None:
+            metrics.close()
         if infra is not None:
             with contextlib.suppress(Exception):
                 infra.close()
@@ -344,7 +354,9 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
         clock.restart()
         events.restart(clock.started)
         events.open_file(out_dir / "events.jsonl")
-        rc, naive_client, initial_user = _start_clients(config, infra, state)
+        rc, naive_client, initial_user = _start_clients(
+            config, infra, state, meter_provider=metrics.meter_provider if metrics is not None else None
+        )
         run_id = secrets.token_hex(6)
         inspector = SecretInspector(infra.secretsmanager(), infra.secret_id)
         state.inspector = inspector
@@ -454,6 +466,8 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
                     rc.close()
             if naive_client is not None:
                 naive_client.close()
+            if metrics is not None:
+                metrics.close()
             infra.close()
     _write_outputs(out_dir, summary, state, say)
     _print_summary(summary, out_dir, say)
@@ -526,7 +540,7 @@ class _NaiveWatch:
 
 
 def _start_clients(
-    config: DemoConfig, infra: Infrastructure, state: DemoState
+    config: DemoConfig, infra: Infrastructure, state: DemoState, *, meter_provider: MeterProvider | None = None
 ) -> tuple[RotatingMongoClient | AsyncClientHost, MongoClient[dict[str, Any]] | None, str]:
     from pymongo import MongoClient
 
@@ -573,6 +587,7 @@ def _start_clients(
             "event_listeners": [_pool_listener(state.client_side)],
         },
         on_event=on_client_event,
+        meter_provider=meter_provider,
     )
     rc: RotatingMongoClient | AsyncClientHost
     if config.async_client:

@@ -8,6 +8,10 @@ handler with its outside systems injected, for the local stand-in and tests.
 The Secrets Manager endpoint comes from boto3's own resolution
 (``AWS_ENDPOINT_URL_SECRETS_MANAGER``, ``AWS_ENDPOINT_URL``) or from
 ``SECRETS_MANAGER_ENDPOINT``, the variable the AWS rotation templates set.
+
+On AWS each invocation also writes one CloudWatch Embedded Metric Format
+record to stdout (step, outcome, duration, by secret name; see
+:mod:`rotation_lambda.metrics`); the in-process stand-ins write none.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from secretswitch.client.errors import SecretSwitchError
 
 from .core import parse_event
+from .metrics import step_record, write_stdout
 from .mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
 from .secretsmanager import SecretsManagerGateway
 from .steps import Rotator
@@ -61,6 +66,9 @@ def make_handler(
     mongo_client_factory: MongoClientFactory | None = None,
     environ: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    emit_metrics: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    wall_clock: Callable[[], float] = time.time,
 ) -> Handler:
     """Build a rotation handler with its outside systems injected.
 
@@ -72,6 +80,11 @@ def make_handler(
         environ: the environment to read the policy from (default ``os.environ``,
             read at each invocation).
         sleep: waits between testSecret attempts.
+        emit_metrics: receives one EMF record (a line of JSON) per invocation,
+            success or failure; ``None``: no record. ``lambda_handler`` writes
+            them to stdout.
+        clock: times each step (seconds).
+        wall_clock: the record's timestamp (seconds since the epoch).
 
     Returns:
         ``handler(event, context)``; it raises on any failure (so Secrets
@@ -81,6 +94,33 @@ def make_handler(
     clients: list[SecretsManagerClient] = []  # built once, reused by warm invocations
 
     def handler(event: dict[str, Any], context: Any) -> None:
+        if emit_metrics is None:
+            run(event)
+            return
+        started = clock()
+        outcome, error_type = "failed", None
+        try:
+            outcome = run(event)
+        except BaseException as exc:
+            error_type = type(exc).__name__
+            raise
+        finally:
+            fields = event if isinstance(event, dict) else {}
+            try:
+                emit_metrics(
+                    step_record(
+                        secret_id=fields.get("SecretId"),
+                        step=fields.get("Step"),
+                        outcome=outcome,
+                        duration=clock() - started,
+                        timestamp=wall_clock(),
+                        error_type=error_type,
+                    )
+                )
+            except Exception:  # noqa: BLE001 - a metric must never fail a rotation step
+                _log.exception("could not write the step's metrics record")
+
+    def run(event: dict[str, Any]) -> str:
         env = os.environ if environ is None else environ
         try:
             rotation_event = parse_event(event)
@@ -92,7 +132,7 @@ def make_handler(
                 )
             client = clients[0]
             rotator = Rotator(SecretsManagerGateway(client), mongo, environ=env, sleep=sleep)
-            rotator.run(rotation_event)
+            return rotator.run(rotation_event).outcome
         except SecretSwitchError as exc:
             step = event.get("Step") if isinstance(event, dict) else None
             _log.error(
@@ -117,5 +157,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> None:
     if _default_handler is None:
         # The Lambda runtime leaves the root logger at WARNING: the step lines are INFO.
         _log.setLevel(logging.INFO)
-        _default_handler = make_handler()
+        _default_handler = make_handler(emit_metrics=write_stdout)
     _default_handler(event, context)

@@ -150,7 +150,11 @@ def resolve(transformed: dict[str, Any], **parameters: str) -> dict[str, Any]:
     conditions: dict[str, bool] = {}
     for name, condition in transformed.get("Conditions", {}).items():
         conditions[name] = bool(evaluate(condition))
-    return {name: evaluate(resource) for name, resource in transformed["Resources"].items()}
+    return {
+        name: evaluate(resource)
+        for name, resource in transformed["Resources"].items()
+        if conditions.get(resource.get("Condition", ""), True)  # a resource whose condition is false is not created
+    }
 
 
 def role_grants(resources: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -285,6 +289,59 @@ def test_the_endpoint_parameter_reaches_the_function_client(
     ]
     assert variables["SECRETS_MANAGER_ENDPOINT"] == ENDPOINT
     assert default_secretsmanager_client(variables).meta.endpoint_url == ENDPOINT
+
+
+# -- the failed-rotation alarm -------------------------------------------------------------------------
+
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:oncall"
+ALARM_RESOURCES = {"RotationErrorsAlarm", "RotationFailedRule"}
+
+
+def test_without_a_topic_there_is_no_alarm(transformed: dict[str, Any]) -> None:
+    assert not ALARM_RESOURCES & set(resolve(transformed))
+    assert set(transformed["Resources"]) >= ALARM_RESOURCES  # in the template, behind the condition
+
+
+def test_a_topic_adds_an_alarm_on_function_errors_and_a_rule_on_rotation_failed(transformed: dict[str, Any]) -> None:
+    resources = resolve(transformed, AlarmTopicArn=TOPIC_ARN)
+    alarm = resources["RotationErrorsAlarm"]
+    assert alarm["Type"] == "AWS::CloudWatch::Alarm"
+    properties = alarm["Properties"]
+    assert (properties["Namespace"], properties["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert properties["Dimensions"] == [{"Name": "FunctionName", "Value": "<RotationFunction>"}]
+    assert (properties["Statistic"], properties["Threshold"], properties["ComparisonOperator"]) == (
+        "Sum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert properties["TreatMissingData"] == "notBreaching"  # no invocation is not a failure
+    assert properties["AlarmActions"] == [TOPIC_ARN]
+    assert APP_ARN in properties["AlarmDescription"]
+    rule = resources["RotationFailedRule"]["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.secretsmanager"],
+        "detail-type": ["AWS Service Event via CloudTrail"],
+        "detail": {
+            "eventSource": ["secretsmanager.amazonaws.com"],
+            "eventName": ["RotationFailed"],
+            "additionalEventData": {"SecretId": [APP_ARN]},
+        },
+    }
+    assert rule["Targets"] == [{"Id": "alarm-topic", "Arn": TOPIC_ARN}]
+    # The alarm adds nothing to what the function may do.
+    assert role_grants(resources) == role_grants(resolve(transformed))
+
+
+def test_the_template_with_a_topic_transforms_and_passes_cfn_lint(packaged: dict[str, Any]) -> None:
+    transformed = transform(packaged, AlarmTopicArn=TOPIC_ARN)
+    assert set(transformed["Resources"]) >= ALARM_RESOURCES
+    assert [str(m) for m in lint(json.dumps(transformed), regions=[REGION])] == []
+
+
+@pytest.mark.parametrize("topic", ["oncall", f"arn:aws:sqs:{REGION}:{ACCOUNT}:oncall", "arn:aws:sns:::oncall"])
+def test_a_topic_that_is_not_an_sns_arn_is_refused(transformed: dict[str, Any], topic: str) -> None:
+    with pytest.raises(AssertionError, match="AlarmTopicArn"):
+        resolve(transformed, AlarmTopicArn=topic)
 
 
 def _schedule_check(rotation_rules: dict[str, Any], refresh_days: float) -> str | None:

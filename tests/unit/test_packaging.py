@@ -11,6 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_PACKAGES = ("client", "rotation_lambda")  # folders in the checkout, installed as secretswitch.*
+# Optional: imported only when asked for (a MeterProvider passed to a client), installed by an extra.
+OPTIONAL_IMPORTS = {"opentelemetry": "otel"}
 
 
 def _requirement_name(requirement: str) -> str:
@@ -52,7 +54,7 @@ def test_runtime_dependencies_are_exactly_what_the_client_and_the_function_impor
         for package in RUNTIME_PACKAGES
         for module in _third_party_imports(package)
         # Type stubs only: imported under TYPE_CHECKING, never at run time (they live in the dev extra).
-        if not module.startswith("mypy_boto3_")
+        if not module.startswith("mypy_boto3_") and module not in OPTIONAL_IMPORTS
     }
     assert declared == imported, (
         f"declared but not imported: {sorted(declared - imported)}; imported but not declared: "
@@ -65,3 +67,26 @@ def test_the_comparison_packages_live_in_the_bench_extra() -> None:
     assert isinstance(extras, dict)
     bench = {_requirement_name(r) for r in extras["bench"]}
     assert bench == {"aws-secretsmanager-caching", "cachetools", "aws-lambda-powertools"}
+
+
+def test_opentelemetry_is_the_otel_extra_and_only_client_telemetry_imports_it_at_run_time() -> None:
+    """``secretswitch[otel]`` is the API alone; the SDK is for tests (dev) and the demo's exporter."""
+    extras = _project()["optional-dependencies"]
+    assert isinstance(extras, dict)
+    assert {_requirement_name(r) for r in extras["otel"]} == {"opentelemetry-api"}
+    assert "opentelemetry-sdk" in {_requirement_name(r) for r in extras["dev"]}
+    importers = set()
+    for path in (ROOT / "client").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+            for inner in ast.walk(node)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in guarded:
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                if any(name.split(".")[0] == "opentelemetry" for name in names):
+                    importers.add(path.name)
+    assert importers == {"telemetry.py"}
