@@ -51,6 +51,7 @@ def make_handler(
     mongo_client_factory: MongoClientFactory | None = None,
     environ: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
 ) -> Handler:
     """Build a rotation handler with its outside systems injected.
 
@@ -62,6 +63,7 @@ def make_handler(
         environ: the environment to read the policy from (default ``os.environ``,
             read at each invocation).
         sleep: waits between testSecret attempts.
+        clock: the wall clock in epoch seconds (the rotation guard's "now").
 
     Returns:
         ``handler(event, context)``; it raises on any failure (so Secrets
@@ -81,7 +83,7 @@ def make_handler(
                     else default_secretsmanager_client(env)
                 )
             client = clients[0]
-            rotator = Rotator(SecretsManagerGateway(client), mongo, environ=env, sleep=sleep)
+            rotator = Rotator(SecretsManagerGateway(client), mongo, environ=env, sleep=sleep, clock=clock)
             rotator.run(rotation_event)
         except SecretSwitchError as exc:
             step = event.get("Step") if isinstance(event, dict) else None

@@ -80,6 +80,14 @@ def register(subparsers: Any) -> None:
     )
     status.add_argument("secret_id", metavar="SECRET_ID")
     status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument(
+        "--min-rotation-gap",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="the rotation guard's gap, as the function is configured (default: $MIN_ROTATION_GAP, "
+        "else the default 475200, 5.5 days; 0: off)",
+    )
     _region_argument(status)
     status.set_defaults(handler=run_status)
 
@@ -194,11 +202,31 @@ def _when(value: Any) -> str:
     )
 
 
+def _min_rotation_gap(args: argparse.Namespace) -> tuple[float, str]:
+    """The guard's gap for status/rotate: ``--min-rotation-gap``, else ``$MIN_ROTATION_GAP``, else the default."""
+    from secretswitch.client.policy import DEFAULT_MIN_ROTATION_GAP
+    from secretswitch.rotation_lambda.rotation_guard import MIN_ROTATION_GAP_ENV, min_rotation_gap
+
+    given = getattr(args, "min_rotation_gap", None)
+    if given is not None:
+        if not 0 <= given < float("inf"):
+            raise ConfigurationError(f"--min-rotation-gap {given:g} is out of range; give seconds >= 0 (0: off)")
+        return given, "--min-rotation-gap"
+    if os.environ.get(MIN_ROTATION_GAP_ENV, "").strip():
+        return min_rotation_gap(os.environ), f"${MIN_ROTATION_GAP_ENV}"
+    return DEFAULT_MIN_ROTATION_GAP, "the default; the function's MIN_ROTATION_GAP decides"
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 86400:.2f} d" if seconds >= 86400 else f"{seconds / 3600:.1f} h"
+
+
 def run_status(args: argparse.Namespace) -> int:
     from secretswitch.rotation_tools.status import secret_status
 
     _check_common(args)
-    status = secret_status(_client(args.region), args.secret_id)
+    gap, gap_source = _min_rotation_gap(args)
+    status = secret_status(_client(args.region), args.secret_id, min_rotation_gap=gap)
     if args.json:
         document = {
             "secret_id": status.secret_id,
@@ -210,6 +238,16 @@ def run_status(args: argparse.Namespace) -> int:
             "last_rotated": _when(status.last_rotated),
             "next_rotation": _when(status.next_rotation),
             "in_progress": status.in_progress,
+            "rotation_guard": None
+            if status.guard is None
+            else {
+                "min_gap_seconds": status.guard.min_gap,
+                "last_switch": _when(status.guard.last_switch),
+                "safe_from": _when(status.guard.safe_at),
+                "allowed_now": status.guard.allowed_now,
+                "schedule_keeps_gap": status.guard.schedule_keeps_gap,
+                "override_until": _when(status.guard.override_until),
+            },
             "versions": [
                 {
                     "version_id": v.version_id,
@@ -231,6 +269,22 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"next      {_when(status.next_rotation)}")
     if status.in_progress:
         print(f"IN PROGRESS: version {status.in_progress} is AWSPENDING (see `secretswitch doctor`)")
+    guard = status.guard
+    if guard is not None and guard.min_gap <= 0:
+        print(f"guard     the rotation guard is off ({gap_source})")
+    elif guard is not None:
+        when = "any time (no rotation history)" if guard.safe_at is None else f"safe from {_when(guard.safe_at)}"
+        verdict = "now" if guard.allowed_now else "NOT now"
+        print(f"guard     rotation guard, gap {_span(guard.min_gap)} ({gap_source}): next rotation {when}: {verdict}")
+        if guard.schedule_keeps_gap is not None and guard.shortest_gap is not None:
+            keeps = (
+                "the schedule keeps the gap"
+                if guard.schedule_keeps_gap
+                else "the schedule does NOT keep the gap: scheduled rotations may be refused"
+            )
+            print(f"          {_span(guard.shortest_gap)} at least between two scheduled rotations: {keeps}")
+        if guard.override_until is not None:
+            print(f"          emergency override tag set, until {_when(guard.override_until)}")
     print(f"{'version':38} {'stages':28} {'user':16} created")
     for version in status.versions:
         user = version.username or f"({version.problem})"
