@@ -103,17 +103,19 @@ class SecretsManagerGateway:
             "UntagResource", secret_id, lambda: self.client.untag_resource(SecretId=secret_id, TagKeys=[key]), key
         )
 
-    def secret_string(self, secret_id: str, *, stage: str, version_id: str | None = None) -> str:
-        """The ``SecretString`` of the version with ``stage`` (and ``version_id`` when given).
+    def secret_string(self, secret_id: str, *, stage: str | None, version_id: str | None = None) -> str:
+        """The ``SecretString`` of the version with ``stage`` (and ``version_id`` when given; ``stage=None``: any).
 
         Raises:
             SecretNotFoundError: no such version, or the version has no value yet.
             SecretsManagerError: the call failed otherwise, or the value is binary.
         """
-        kwargs: dict[str, Any] = {"SecretId": secret_id, "VersionStage": stage}
+        kwargs: dict[str, Any] = {"SecretId": secret_id}
+        if stage is not None:
+            kwargs["VersionStage"] = stage
         if version_id is not None:
             kwargs["VersionId"] = version_id
-        where = f"{stage}" + (f" version {version_id}" if version_id else "")
+        where = " ".join(part for part in (stage, f"version {version_id}" if version_id else None) if part)
         response = self._call("GetSecretValue", secret_id, lambda: self.client.get_secret_value(**kwargs), where)
         value = response.get("SecretString")
         if value is None:
