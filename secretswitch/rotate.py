@@ -67,6 +67,32 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="drop the stuck AWSPENDING version if it never reached the database (refused otherwise)",
     )
+    stuck.add_argument(
+        "--emergency",
+        action="store_true",
+        help="rotate inside the rotation guard's gap (a leaked password): print who changes and who fails, set "
+        "the override tag for one rotation (secretsmanager:TagResource), rotate; twice for a leaked AWSCURRENT user",
+    )
+    rotate.add_argument(
+        "--leaked-user",
+        default=None,
+        metavar="USER",
+        help="with --emergency: the user whose password leaked (AWSCURRENT's needs two rotations)",
+    )
+    rotate.add_argument(
+        "--override-minutes",
+        type=float,
+        default=15.0,
+        help="with --emergency: the override expires after this many minutes, at most 60 (default: %(default)s)",
+    )
+    rotate.add_argument(
+        "--min-rotation-gap",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="the rotation guard's gap, as the function is configured, checked before RotateSecret "
+        "(default: $MIN_ROTATION_GAP; else 475200 on AWS, and on the local stack the function decides)",
+    )
     _region_argument(rotate)
     rotate.set_defaults(handler=run_rotate)
 
@@ -180,23 +206,51 @@ def _client(region: str | None) -> SecretsManagerClient:
 
 
 def run_rotate(args: argparse.Namespace) -> int:
-    from secretswitch.rotation_tools.rotate import cancel_rotation, rotate_secret
+    from secretswitch.rotation_tools.rotate import cancel_rotation, is_local_endpoint, rotate_secret
 
     if args.cancel:
         cancelled = cancel_rotation(_client(args.region), args.secret_id)
         print(f"{cancelled.secret_id}: token {cancelled.token}: {cancelled.message}")
         return 0
     function_arn = check_rotate_args(args, os.environ)
+    if args.leaked_user is not None and not args.emergency:
+        raise ConfigurationError("--leaked-user goes with --emergency")
+    client = _client(args.region)
+    gap = _rotate_gap(args, is_local_endpoint(client))
+    if args.emergency:
+        from secretswitch.rotation_tools.emergency import emergency_rotate
+
+        outcomes = emergency_rotate(
+            client,
+            args.secret_id,
+            min_rotation_gap=gap or 0.0,
+            leaked_user=args.leaked_user,
+            override_seconds=args.override_minutes * 60,
+            rotation_lambda_arn=function_arn,
+            environ=os.environ,
+        )
+        for done in outcomes:
+            print(f"{done.secret_id}: token {done.token}: {done.message}")
+        return 0 if outcomes and all(o.completed or o.asynchronous for o in outcomes) else 1
     outcome = rotate_secret(
-        _client(args.region),
+        client,
         args.secret_id,
         rotation_lambda_arn=function_arn,
         rotation_days=args.days,
         resume=args.resume,
         schedule_expression=args.schedule,
+        min_rotation_gap=gap,
     )
     print(f"{outcome.secret_id}: token {outcome.token}: {outcome.message}")
     return 0 if outcome.completed or outcome.asynchronous else 1
+
+
+def _rotate_gap(args: argparse.Namespace, local: bool) -> float | None:
+    """The gap ``rotate`` checks before RotateSecret: given, else $MIN_ROTATION_GAP, else the default on AWS only."""
+    given = getattr(args, "min_rotation_gap", None)
+    if given is None and not os.environ.get("MIN_ROTATION_GAP", "").strip() and local:
+        return None  # the local function's own configuration decides (`secretswitch local --min-rotation-gap`)
+    return _min_rotation_gap(args)[0]
 
 
 def _when(value: Any) -> str:

@@ -210,3 +210,33 @@ def test_status_shows_the_earliest_safe_rotation(
     assert f"safe from {dt.datetime.fromtimestamp(safe, dt.UTC).isoformat(timespec='seconds')}" in out
     assert "rotation guard" in out
     assert "the schedule keeps the gap" in out  # rate(7 days) against a one-hour gap
+
+
+def test_an_emergency_rotation_takes_a_leaked_current_password_out_of_service_and_says_who_fails(
+    gstack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key, value in gstack.info.environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SECRETS_MANAGER_ENDPOINT", gstack.info.secretsmanager_url)
+    sm = _sm(gstack)
+    secret_id = gstack.info.app_secret_id
+    sm.put_secret_value(  # a switch now: inside the gap, whatever ran before
+        SecretId=secret_id,
+        SecretString=sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"],
+    )
+    leaked = _snapshot(gstack)["documents"]["AWSCURRENT"]
+    assert "refused by the rotation guard" in _raw_rotate_error(gstack)
+    capsys.readouterr()
+    assert main(["rotate", secret_id, "--emergency", "--leaked-user", leaked["username"]]) == 0
+    out = capsys.readouterr().out
+    assert "see authentication failures" in out
+    assert "TWO emergency rotations" in out
+    assert out.count("override tag") == 2, out
+    assert out.count(": rotated: version") == 2, out
+    assert leaked["password"] not in out
+    after = _snapshot(gstack)
+    assert after["documents"]["AWSCURRENT"]["username"] == leaked["username"]
+    assert not _logs_in(gstack, leaked), "the leaked password is out of service"
+    assert after["logins"] == {"AWSCURRENT": True, "AWSPREVIOUS": True}
+    assert OVERRIDE_TAG not in _tags(gstack)
+    assert "refused by the rotation guard" in _raw_rotate_error(gstack), "the guard is on again"
