@@ -278,3 +278,13 @@ def test_user_spans() -> None:
 def test_async_flag_selects_the_asyncio_client() -> None:
     assert _config("--async").async_client is True
     assert _config().async_client is False
+
+
+def test_the_rotation_guard_option_scales_the_gap_to_the_demo_days() -> None:
+    config = _config("--rotation-guard", "--day-seconds", "2")
+    assert config.rotation_guard
+    assert config.rotation_guard_days == 3.5  # half of --rotation-days 7
+    assert config.rotation_guard_seconds == 7.0
+    assert not _config().rotation_guard
+    with pytest.raises(ConfigurationError, match="embedded stack"):
+        _config("--rotation-guard", "--secret-id", "prod/app")
