@@ -43,10 +43,24 @@ API:
 
 * :func:`rotation_schedule_warning` and :func:`deadline_before_rotation` — the
   safety check against the secret's rotation schedule (DescribeSecret).
+
+* **The rotation gap**, one rule for three callers (the client's
+  ``check_rotation_schedule()``, the rotation function's guard and
+  ``secretswitch status``): a rotation changes the password of the user that
+  was ``AWSCURRENT`` until the previous rotation, and a reader may hold that
+  user for up to its refresh interval after it last read it. So a user's
+  password may change only when the user stopped being ``AWSCURRENT`` at
+  least a *gap* ago, the gap being longer than every reader's refresh
+  interval. :func:`shortest_rotation_gap` / :func:`schedule_keeps_gap` say
+  whether a schedule keeps a gap; :class:`RotationRecord`, :func:`last_switch`
+  and :func:`rotation_gap_decision` decide whether one rotation may start now
+  (:data:`DEFAULT_MIN_ROTATION_GAP`: the client's default refresh interval
+  plus :data:`ROTATION_GAP_MARGIN`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import math
 import random
@@ -60,16 +74,26 @@ __all__ = [
     "AWSPREVIOUS",
     "AUTH_FAILURE_CODES",
     "DAY",
+    "DEFAULT_MIN_ROTATION_GAP",
+    "MAX_GUARD_OVERRIDE",
+    "ROTATION_DURATION",
+    "ROTATION_GAP_MARGIN",
     "CacheState",
     "Failure",
+    "GapDecision",
     "RefreshPolicy",
     "Retry",
+    "RotationRecord",
     "after_failure",
     "cache_state",
     "deadline_before_rotation",
     "is_auth_failure_code",
+    "last_switch",
     "recovery_stages",
+    "rotation_gap_decision",
     "rotation_schedule_warning",
+    "schedule_keeps_gap",
+    "shortest_rotation_gap",
 ]
 
 DAY = 86400.0
@@ -80,6 +104,9 @@ AWSPREVIOUS = "AWSPREVIOUS"
 
 # 18: AuthenticationFailed (mongod, SecantusDB); 8000: Atlas' "bad auth".
 AUTH_FAILURE_CODES: frozenset[int] = frozenset({18, 8000})
+
+ROTATION_DURATION = 3600.0
+"""How long one rotation may take, createSecret to finishSecret (the budget every gap check allows it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,17 +340,17 @@ def rotation_schedule_warning(
     rotation_interval: float | None,
     *,
     rotation_window: float = DAY,
-    rotation_duration: float = 3600.0,
+    rotation_duration: float = ROTATION_DURATION,
 ) -> str | None:
     """A warning when a cached user could be rotated twice before it is re-read.
 
-    With alternating users, a cached user keeps working until the rotation
-    after the one that demoted it. Secrets Manager starts each rotation at a
+    The rotation-gap rule (see the module docstring) with the client's
+    refresh interval as the gap: Secrets Manager starts each rotation at a
     random time of its window, so two rotations can be as close as
-    ``rotation_interval - rotation_window``; and a value read while a rotation
+    ``rotation_interval - rotation_window``, and a value read while a rotation
     is running names the user the *next* rotation changes. The refresh
     interval (already an upper bound, jitter included) must be shorter than
-    ``rotation_interval - rotation_window - rotation_duration``.
+    :func:`shortest_rotation_gap`.
 
     Args:
         policy: the client's policy.
@@ -337,11 +364,11 @@ def rotation_schedule_warning(
     Returns:
         A message without any secret value, or ``None`` when the schedule is safe.
     """
-    if rotation_interval is None:
+    if rotation_interval is None or schedule_keeps_gap(
+        policy.refresh_interval, rotation_interval, rotation_window=rotation_window, rotation_duration=rotation_duration
+    ):
         return None
     shortest_gap = rotation_interval - rotation_window
-    if policy.refresh_interval < shortest_gap - rotation_duration:
-        return None
     return (
         f"refresh interval {policy.refresh_interval / DAY:.2f} days is not shorter than the shortest gap between "
         f"two rotations ({rotation_interval / DAY:.2f}-day rotation, {rotation_window / 3600:.0f}-hour window: "
@@ -368,3 +395,192 @@ def deadline_before_rotation(now: float, seconds_until_next_rotation: float, *, 
         The deadline, never earlier than ``now``.
     """
     return max(now, now + seconds_until_next_rotation + margin)
+
+
+# -- the rotation gap --------------------------------------------------------------------------
+
+ROTATION_GAP_MARGIN = 12 * 3600.0
+"""What :data:`DEFAULT_MIN_ROTATION_GAP` adds to the client's default refresh interval.
+
+At least :data:`ROTATION_DURATION` (Secrets Manager records a rotation's start
+or end, and a reader may read the old user until its end), at most a day
+minus that duration, so that ``rate(7 days)`` keeps the gap even with a
+24-hour window (6 days minus an hour between two rotations)."""
+
+DEFAULT_MIN_ROTATION_GAP = RefreshPolicy().refresh_interval + ROTATION_GAP_MARGIN
+"""The rotation guard's default: 5 days (the client's refresh interval) + 12 hours = 5.5 days."""
+
+MAX_GUARD_OVERRIDE = 3600.0
+"""The furthest ahead an emergency override may expire: one set for longer is ignored, never honoured."""
+
+
+def shortest_rotation_gap(
+    rotation_interval: float, *, rotation_window: float = DAY, rotation_duration: float = ROTATION_DURATION
+) -> float:
+    """The least time a schedule leaves from the end of one rotation to the start of the next (seconds).
+
+    Secrets Manager starts a rotation anywhere in its window, so two starts
+    can be ``rotation_interval - rotation_window`` apart, and the first one may
+    still run for ``rotation_duration``.
+    """
+    return rotation_interval - rotation_window - rotation_duration
+
+
+def schedule_keeps_gap(
+    gap: float,
+    rotation_interval: float | None,
+    *,
+    rotation_window: float = DAY,
+    rotation_duration: float = ROTATION_DURATION,
+) -> bool:
+    """Whether every two scheduled rotations are more than ``gap`` apart (True when rotation is off).
+
+    ``gap`` is a client's refresh interval (``check_rotation_schedule()``) or
+    the rotation guard's minimum gap (``secretswitch status``): the same rule.
+    """
+    if rotation_interval is None:
+        return True
+    shortest = shortest_rotation_gap(
+        rotation_interval, rotation_window=rotation_window, rotation_duration=rotation_duration
+    )
+    return gap < shortest
+
+
+@dataclass(frozen=True, slots=True)
+class RotationRecord:
+    """What Secrets Manager itself records about a secret's past switches: dates and counts, never a value.
+
+    Times are seconds of the wall clock (epoch). Only Secrets Manager writes
+    these: nobody sets a ``CreatedDate`` or ``LastRotatedDate``, whatever the
+    secret's value says.
+
+    Attributes:
+        last_rotated: ``DescribeSecret``'s ``LastRotatedDate`` (``None`` when
+            never rotated, or while rotation is disabled).
+        current_created: the ``CreatedDate`` of the ``AWSCURRENT`` version
+            (``ListSecretVersionIds``).
+        other_versions: versions other than ``AWSCURRENT`` and the rotation's
+            own pending version, deprecated ones (no label) included.
+        rotation_started: the ``CreatedDate`` of the rotation's own pending
+            version, when one is being decided; a ``LastRotatedDate`` from then
+            on belongs to this rotation, not to the previous one.
+    """
+
+    last_rotated: float | None
+    current_created: float | None
+    other_versions: int
+    rotation_started: float | None = None
+
+
+def last_switch(record: RotationRecord) -> float | None:
+    """When ``AWSCURRENT`` last moved, as far as Secrets Manager records it.
+
+    The later of ``LastRotatedDate`` (the previous rotation) and the
+    ``AWSCURRENT`` version's ``CreatedDate`` (that rotation's createSecret, or
+    a ``PutSecretValue`` since, which moves ``AWSCURRENT`` too). Both are at or
+    before the real move; :data:`ROTATION_DURATION` in the gap covers the
+    difference.
+
+    Returns:
+        The time, ``None`` when the secret has no history (one version, never
+        rotated: its first rotation), or ``-inf`` when it has history but no
+        date (the caller refuses: it cannot tell).
+    """
+    if record.last_rotated is None and record.other_versions == 0:
+        return None
+    dates = [record.current_created] if record.current_created is not None else []
+    if record.last_rotated is not None and (
+        record.rotation_started is None or record.last_rotated < record.rotation_started
+    ):
+        dates.append(record.last_rotated)
+    return max(dates) if dates else -math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class GapDecision:
+    """Whether a rotation may start now (see :func:`rotation_gap_decision`).
+
+    Attributes:
+        allowed: the rotation may change a password.
+        reason: one line for a person: why (names times, never a value).
+        last_switch: when ``AWSCURRENT`` last moved (``None``: no history).
+        safe_at: the earliest time the gap allows the next rotation (``None``: now).
+        overridden: allowed only by the emergency override.
+    """
+
+    allowed: bool
+    reason: str
+    last_switch: float | None
+    safe_at: float | None
+    overridden: bool = False
+
+
+def _when(seconds: float) -> str:
+    if not math.isfinite(seconds) or not -1e11 < seconds < 1e11:
+        return str(seconds)
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _span(seconds: float) -> str:
+    if abs(seconds) >= DAY:
+        return f"{seconds / DAY:.2f} d"
+    if abs(seconds) >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds:.0f} s"
+
+
+def rotation_gap_decision(
+    now: float,
+    record: RotationRecord,
+    *,
+    min_gap: float,
+    override_until: float | None = None,
+    max_override: float = MAX_GUARD_OVERRIDE,
+) -> GapDecision:
+    """The rotation guard: may a rotation change the current user's partner now?
+
+    The partner was ``AWSCURRENT`` until the last switch, so readers may hold
+    it until their refresh: refused until ``last_switch + min_gap``. A secret
+    without history (its first rotation) is allowed; ``min_gap <= 0`` turns
+    the guard off. An emergency override is honoured while ``now <
+    override_until <= now + max_override``: a far-future one (left on by
+    accident) and an expired one are ignored.
+
+    Args:
+        now: the current wall-clock time (epoch seconds).
+        record: what Secrets Manager recorded (never the secret's value).
+        min_gap: the minimum gap in seconds.
+        override_until: the emergency override's expiry, if one is set.
+        max_override: the furthest ahead an override may expire.
+    """
+    if min_gap <= 0:
+        return GapDecision(True, "the rotation guard is off", last_switch(record), None)
+    switch = last_switch(record)
+    if switch is None:
+        return GapDecision(True, "first rotation: the secret has no rotation history", None, None)
+    if switch == -math.inf:
+        safe_at: float = math.inf
+        why = "Secrets Manager reports no date for the last switch, so the gap cannot be checked"
+    else:
+        safe_at = switch + min_gap
+        if now >= safe_at:
+            return GapDecision(
+                True, f"AWSCURRENT last moved {_span(now - switch)} ago (gap {_span(min_gap)})", switch, None
+            )
+        why = (
+            f"AWSCURRENT last moved at {_when(switch)}, {_span(now - switch)} ago, less than the minimum gap of "
+            f"{_span(min_gap)}; the next rotation is safe from {_when(safe_at)}"
+        )
+    if override_until is not None:
+        if now < override_until <= now + max_override:
+            return GapDecision(
+                True, f"{why}; allowed by the emergency override until {_when(override_until)}", switch, safe_at, True
+            )
+        if override_until <= now:
+            why += f"; the emergency override expired at {_when(override_until)}"
+        else:
+            why += (
+                f"; the emergency override until {_when(override_until)} is ignored: an override may expire at "
+                f"most {_span(max_override)} ahead"
+            )
+    return GapDecision(False, why, switch, safe_at if math.isfinite(safe_at) else None)

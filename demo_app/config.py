@@ -41,6 +41,8 @@ class DemoConfig:
         rate: target operations per second of all workers together.
         write_ratio: share of operations that are inserts (the rest are reads).
         manual_rotation: add one out-of-schedule rotation in the middle of a cache period.
+        rotation_guard: turn the embedded function's rotation guard on, with a gap scaled to the
+            demo's days (:attr:`rotation_guard_days`): the manual rotation is then refused.
         naive: also run the same workload through a plain ``MongoClient``, side by side.
         async_client: run the workload as asyncio tasks through ``AsyncRotatingMongoClient``.
         out_dir: where the results go; ``None`` means a new folder under the current directory.
@@ -67,6 +69,7 @@ class DemoConfig:
     rate: float = 200.0
     write_ratio: float = 0.5
     manual_rotation: bool = False
+    rotation_guard: bool = False
     naive: bool = False
     async_client: bool = False
     out_dir: Path | None = None
@@ -90,6 +93,22 @@ class DemoConfig:
     def refresh_interval(self) -> float:
         """The client's refresh interval in demo seconds."""
         return self.refresh_days * DAY
+
+    @property
+    def rotation_guard_days(self) -> float:
+        """The guard's gap in demo days: half the rotation interval.
+
+        Not the rule's refresh interval + margin: the demo compresses days, not the rotation
+        itself (about a second, a demo day or two), and the guard measures from the end of the
+        last rotation. Half the interval still refuses the out-of-schedule rotation (at most
+        3 demo days after the last one) and lets the scheduled ones through.
+        """
+        return self.rotation_days / 2
+
+    @property
+    def rotation_guard_seconds(self) -> float:
+        """The guard's gap in real seconds (``MIN_ROTATION_GAP`` of the demo's function)."""
+        return self.rotation_guard_days * self.day_seconds
 
     @property
     def last_rotation_day(self) -> float:
@@ -129,6 +148,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rotate once more out of schedule, mid cache period, so the client's cached user changes "
         "under it; the client must recover through the authentication-failure path",
+    )
+    scenarios.add_argument(
+        "--rotation-guard",
+        action="store_true",
+        help="turn the rotation guard on in the demo's function, with a gap of half --rotation-days (in demo "
+        "days): a rotation that comes too soon (--manual-rotation) is refused and nothing changes",
     )
     scenarios.add_argument(
         "--naive",
@@ -235,6 +260,12 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
     metrics_port = getattr(args, "metrics_port", None)
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
         raise ConfigurationError(f"--metrics-port {metrics_port} is not a TCP port; give 1-65535 (or 0: any free port)")
+    rotation_guard = bool(getattr(args, "rotation_guard", False))
+    if rotation_guard and external:
+        raise ConfigurationError(
+            "--rotation-guard configures the embedded stack's function; a deployed function has its own "
+            "MIN_ROTATION_GAP (deploy/template.yaml's MinRotationGap)"
+        )
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigurationError(f"--out {args.out} exists and is not a folder; give a folder (it is created if new)")
     return DemoConfig(
@@ -245,6 +276,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
         workers=args.workers,
         rate=args.rate,
         manual_rotation=args.manual_rotation,
+        rotation_guard=rotation_guard,
         naive=args.naive,
         async_client=getattr(args, "async_client", False),
         out_dir=args.out,

@@ -21,7 +21,7 @@ __all__ = ["DemoEvent", "EventLog", "describe_event", "format_event"]
 
 # Event kinds, by who produced them.
 #   demo:      started, stack_ready, manual_rotation, finished, interrupted, verified
-#   rotation:  rotation_started, rotation_step, rotation_finished, rotation_failed
+#   rotation:  rotation_started, rotation_step, rotation_finished, rotation_failed, rotation_refused
 #   client:    client_<ClientEvent.kind> (client_refreshed, client_switched, client_auth_recovered, ...)
 #   naive:     naive_failure_started, naive_failure_ended
 
@@ -84,6 +84,8 @@ def describe_event(event: DemoEvent) -> str:
         )
     if kind == "rotation_failed":
         return f"rotation {f.get('number')}: FAILED at {f.get('failed_step')}: {f.get('message')}"
+    if kind == "rotation_refused":
+        return f"rotation {f.get('number')}: REFUSED by the rotation guard, nothing changed: {f.get('message')}"
     if kind == "client_switched":
         return (
             f"client switched {f.get('from_user')} -> {f.get('to_user')} "

@@ -266,6 +266,10 @@ class RotationScheduler:
         )
         outcome = self.rotate()
         after = self.inspector.current()
+        if not outcome.completed and "refused by the rotation guard" in outcome.message:
+            # --rotation-guard: too soon after the last switch; the function changed nothing.
+            self.events.emit("rotation_refused", number=number, manual=manual, message=outcome.message)
+            return True
         if not outcome.completed:
             message = f"rotation {number} failed at {outcome.failed_step}: {outcome.message}"
             self.failures.append(message)

@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import ChainMap
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -124,7 +126,11 @@ def _embedded(config: DemoConfig, events: EventLog) -> Infrastructure:
     )
     stack.start()
     try:
-        handler = make_handler(secretsmanager_client_factory=stack.secretsmanager_client)
+        environ: Mapping[str, str] | None = None
+        if config.rotation_guard:
+            # The guard's gap in real seconds: the demo's days, compressed like everything else.
+            environ = ChainMap({"MIN_ROTATION_GAP": f"{config.rotation_guard_seconds:g}"}, os.environ)
+        handler = make_handler(secretsmanager_client_factory=stack.secretsmanager_client, environ=environ)
         recorder.inner = lambda event: handler(event, None)
         # The admin (userAdminAnyDatabase) cannot read mydb: a read-only user of our own checks the writes.
         verifier_password = secrets.token_urlsafe(24)
@@ -749,6 +755,8 @@ def build_summary(
         "duration_s": round(duration_s, 3),
         "days": round(end_day, 3),
         "manual_rotation": config.manual_rotation,
+        "rotation_guard_days": config.rotation_guard_days if config.rotation_guard else None,
+        "rotations_refused": sum(1 for e in events if e.kind == "rotation_refused"),
         "interrupted": interrupted,
         "rotation_failures": rotation_failures,
         "rotation_problems": check_rotations(

@@ -31,6 +31,8 @@ upgrade breaks one file. What we rely on, and why:
   the secret's internal default version, which answers a ``GetSecretValue``
   without a stage and ``DescribeSecret``; on AWS the default *is*
   ``AWSCURRENT``, so we keep the two in step.
+* ``ListSecretVersionIds`` reports each version's own ``CreatedDate`` (moto
+  reports the time of the call for every version); the rotation guard reads it.
 * ``DescribeSecret`` reports ``RotationRules`` as they were set
   (``ScheduleExpression``, ``Duration``, and ``AutomaticallyAfterDays`` derived
   from a ``rate()`` in days), as AWS does; moto only knows days.
@@ -42,6 +44,7 @@ upgrade breaks one file. What we rely on, and why:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -262,7 +265,19 @@ def _install_patches() -> None:
                 del document["RotationRules"]  # rotated without a schedule: AWS reports none
         return document
 
+    original_list_versions = SecretsManagerBackend.list_secret_version_ids
+
+    def list_secret_version_ids(backend: Any, secret_id: str) -> str:
+        document = json.loads(original_list_versions(backend, secret_id))
+        versions = backend.secrets[secret_id].versions
+        for entry in document.get("Versions", []):
+            created = versions.get(entry["VersionId"], {}).get("createdate")
+            if created is not None:
+                entry["CreatedDate"] = created
+        return json.dumps(document)
+
     _rotate_secret._secretswitch_patched = True  # type: ignore[attr-defined]
+    SecretsManagerBackend.list_secret_version_ids = list_secret_version_ids
     SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage
     SecretsManagerBackend.rotate_secret = _rotate_secret
     FakeSecret.to_dict = to_dict

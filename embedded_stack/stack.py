@@ -334,6 +334,7 @@ class StackInfo:
     admin_username: str = ADMIN_USER
     admin_password: str = field(default="", repr=False)
     app_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+    min_rotation_gap: float | None = None
 
     def environment(self) -> dict[str, str]:
         """The variables that point boto3 and an application at this stack.
@@ -357,6 +358,8 @@ class StackInfo:
                 f"mongodb://{quote_plus(self.admin_username)}:{quote_plus(self.admin_password)}"
                 f"@{self.mongo_host}:{self.mongo_port}/?authSource=admin"
             ),
+            # The rotation guard as the stack's function applies it, for a `rotate --resume` from this shell.
+            **({"MIN_ROTATION_GAP": f"{self.min_rotation_gap:g}"} if self.min_rotation_gap is not None else {}),
         }
 
 
@@ -379,6 +382,11 @@ class EmbeddedStack:
             the URI) instead of starting SecantusDB.
         layout: how the application secret names its databases (see
             :data:`SECRET_LAYOUTS`).
+        min_rotation_gap: the rotation guard of the stack's function, in
+            seconds (``MIN_ROTATION_GAP``); ``None`` (the default) turns it
+            off, so that rotating on demand keeps working.
+        rotation_clock: the wall clock (epoch seconds) the stack's function
+            judges the gap by; tests inject one instead of waiting days.
 
     Raises:
         LocalStackError: an argument cannot work (a port out of range, a bad
@@ -398,12 +406,18 @@ class EmbeddedStack:
         work_dir: Path | None = None,
         mongodb_uri: str | None = None,
         layout: str = "stack",
+        min_rotation_gap: float | None = None,
+        rotation_clock: Callable[[], float] | None = None,
     ) -> None:
         from .moto_server import MotoSecretsManagerServer
 
         if layout not in SECRET_LAYOUTS:
             raise LocalStackError(f"layout must be one of {', '.join(SECRET_LAYOUTS)}, not {layout!r}")
         self.layout = layout
+        if min_rotation_gap is not None and not 0 <= min_rotation_gap < float("inf"):
+            raise LocalStackError(f"min_rotation_gap must be a number of seconds >= 0, not {min_rotation_gap!r}")
+        self.min_rotation_gap = min_rotation_gap
+        self.rotation_clock = rotation_clock
         # Every input is checked before anything exists (a process, a folder).
         if not _REGION.fullmatch(region):
             raise LocalStackError(f"region {region!r} is not an AWS region name; use e.g. us-east-1 or eu-west-1")
@@ -503,6 +517,7 @@ class EmbeddedStack:
             admin_username=self.external_mongo.username if self.external_mongo else ADMIN_USER,
             admin_password=admin_password,
             app_passwords=app_passwords,
+            min_rotation_gap=self.min_rotation_gap,
         )
         _log.info("embedded stack: ready")
         return self._info
@@ -728,17 +743,26 @@ class EmbeddedStack:
     def _register_rotation_function(self) -> None:
         from .moto_server import register_rotation_function
 
-        handler = self._rotation_handler or _default_rotation_handler(self.secretsmanager_client)
+        handler = self._rotation_handler or _default_rotation_handler(
+            self.secretsmanager_client, min_rotation_gap=self.min_rotation_gap, clock=self.rotation_clock
+        )
         register_rotation_function(self.rotation_function_arn, handler)
 
 
 def _default_rotation_handler(
     client_factory: Callable[[], SecretsManagerClient],
+    *,
+    min_rotation_gap: float | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Callable[[dict[str, Any]], object]:
     """The project's rotation function, talking to this stack's Secrets Manager."""
+    from collections import ChainMap
+
     from secretswitch.rotation_lambda.lambda_function import make_handler
 
-    handler = make_handler(secretsmanager_client_factory=client_factory)
+    # The guard is set here, whatever the shell says: off unless asked for. The rest is read live.
+    environ = ChainMap({"MIN_ROTATION_GAP": f"{min_rotation_gap or 0:g}"}, os.environ)
+    handler = make_handler(secretsmanager_client_factory=client_factory, environ=environ, wall_clock=clock or time.time)
     return lambda event: handler(event, None)
 
 

@@ -84,7 +84,8 @@ def make_handler(
             success or failure; ``None``: no record. ``lambda_handler`` writes
             them to stdout.
         clock: times each step (seconds).
-        wall_clock: the record's timestamp (seconds since the epoch).
+        wall_clock: the wall clock in epoch seconds: the record's timestamp and
+            the rotation guard's "now".
 
     Returns:
         ``handler(event, context)``; it raises on any failure (so Secrets
@@ -131,7 +132,7 @@ def make_handler(
                     else default_secretsmanager_client(env)
                 )
             client = clients[0]
-            rotator = Rotator(SecretsManagerGateway(client), mongo, environ=env, sleep=sleep)
+            rotator = Rotator(SecretsManagerGateway(client), mongo, environ=env, sleep=sleep, clock=wall_clock)
             return rotator.run(rotation_event).outcome
         except SecretSwitchError as exc:
             step = event.get("Step") if isinstance(event, dict) else None

@@ -38,6 +38,8 @@ class SecretMetadata:
     schedule_expression: str | None = None
     last_rotated: Any = None
     next_rotation: Any = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    rotation_rules: Mapping[str, Any] = field(default_factory=dict)
 
 
 class SecretsManagerGateway:
@@ -64,19 +66,56 @@ class SecretsManagerGateway:
             schedule_expression=rules.get("ScheduleExpression"),
             last_rotated=response.get("LastRotatedDate"),
             next_rotation=response.get("NextRotationDate"),
+            tags={str(tag.get("Key")): str(tag.get("Value", "")) for tag in response.get("Tags") or ()},
+            rotation_rules=dict(rules),
         )
 
-    def secret_string(self, secret_id: str, *, stage: str, version_id: str | None = None) -> str:
-        """The ``SecretString`` of the version with ``stage`` (and ``version_id`` when given).
+    def version_dates(self, secret_id: str) -> dict[str, Any]:
+        """Every version's ``CreatedDate`` (``ListSecretVersionIds``, deprecated versions included)."""
+        dates: dict[str, Any] = {}
+        token: str | None = None
+        while True:
+            response = self._call("ListSecretVersionIds", secret_id, self._list_versions(secret_id, token))
+            for version in response.get("Versions") or ():
+                dates[version["VersionId"]] = version.get("CreatedDate")
+            token = response.get("NextToken") or None
+            if token is None:
+                return dates
+
+    def _list_versions(self, secret_id: str, token: str | None) -> Callable[[], Any]:
+        kwargs: dict[str, Any] = {"SecretId": secret_id, "IncludeDeprecated": True}
+        if token:
+            kwargs["NextToken"] = token
+        return lambda: self.client.list_secret_version_ids(**kwargs)
+
+    def tag(self, secret_id: str, key: str, value: str) -> None:
+        """``TagResource``: set one tag on the secret."""
+        self._call(
+            "TagResource",
+            secret_id,
+            lambda: self.client.tag_resource(SecretId=secret_id, Tags=[{"Key": key, "Value": value}]),
+            f"tag {key}",
+        )
+
+    def untag(self, secret_id: str, key: str) -> None:
+        """``UntagResource``: remove one tag from the secret."""
+        self._call(
+            "UntagResource", secret_id, lambda: self.client.untag_resource(SecretId=secret_id, TagKeys=[key]), key
+        )
+
+    def secret_string(self, secret_id: str, *, stage: str | None, version_id: str | None = None) -> str:
+        """The ``SecretString`` of the version with ``stage`` (and ``version_id`` when given; ``stage=None``: any).
 
         Raises:
             SecretNotFoundError: no such version, or the version has no value yet.
             SecretsManagerError: the call failed otherwise, or the value is binary.
         """
-        kwargs: dict[str, Any] = {"SecretId": secret_id, "VersionStage": stage}
+        kwargs: dict[str, Any] = {"SecretId": secret_id}
+        if stage is not None:
+            kwargs["VersionStage"] = stage
         if version_id is not None:
             kwargs["VersionId"] = version_id
-        where = f"{stage}" + (f" version {version_id}" if version_id else "")
+        where = " ".join(part for part in (stage, f"version {version_id}" if version_id else None) if part)
         response = self._call("GetSecretValue", secret_id, lambda: self.client.get_secret_value(**kwargs), where)
         value = response.get("SecretString")
         if value is None:

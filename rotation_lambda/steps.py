@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from secretswitch.client.credentials import MongoCredentials, parse_secret_dict
-from secretswitch.client.errors import DatabaseError, SecretFormatError, SecretNotFoundError
+from secretswitch.client.errors import DatabaseError, SecretFormatError, SecretNotFoundError, SecretsManagerError
 
 from .core import (
     AWSCURRENT,
@@ -39,6 +39,7 @@ from .core import (
 from .errors import RotationError
 from .guards import Guard, master_arn_of
 from .mongo import MongoGateway
+from .rotation_guard import RotationGuard
 from .secretsmanager import SecretsManagerGateway
 
 __all__ = ["Rotator", "StepResult"]
@@ -65,6 +66,7 @@ class Rotator:
         sleep: how to wait between testSecret attempts.
         test_attempts: how many times testSecret tries before failing.
         first_retry_delay: the first wait, doubled after each failure.
+        clock: the wall clock in epoch seconds (the rotation guard's "now").
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class Rotator:
         sleep: Callable[[float], None] = time.sleep,
         test_attempts: int = 4,
         first_retry_delay: float = 0.5,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.secrets = secrets
         self.mongo = mongo
@@ -84,6 +87,7 @@ class Rotator:
         self.test_attempts = test_attempts
         self.first_retry_delay = first_retry_delay
         self.guard = Guard(secrets, mongo, environ)
+        self.rotation_guard = RotationGuard(secrets, environ, clock)
 
     def run(self, event: RotationEvent) -> StepResult:
         """Check the versions, then run the event's step.
@@ -121,6 +125,13 @@ class Rotator:
             pending = None
         if pending is not None:
             return self._done(event, "pending-exists", current_user=current.username, pending_user=pending[1].username)
+        # Before anything is written: too soon after the last switch, the partner may still be in use.
+        try:
+            gap = self.rotation_guard.check(event.secret_id, event.token)
+        except RotationError as exc:
+            if not self._release(event):
+                raise
+            raise RotationError(f"{exc}; the empty pending version {event.token} was released") from exc
         # Refused here, before a version is written, rather than at setSecret: a secret without a
         # master (a master secret itself, rotated by mistake) must leave nothing to clean up.
         master_arn_of(current_document, event.secret_id, self.environ)
@@ -134,7 +145,13 @@ class Rotator:
             build_pending_secret(current_document, next_user, password),
             event.rotation_token,
         )
-        return self._done(event, "created", current_user=current.username, pending_user=next_user)
+        return self._done(
+            event,
+            "created",
+            current_user=current.username,
+            pending_user=next_user,
+            rotation_guard="overridden" if gap.overridden else gap.reason,
+        )
 
     def set_secret(self, event: RotationEvent) -> StepResult:
         """Give the pending user the pending password in MongoDB, as master (once)."""
@@ -260,6 +277,19 @@ class Rotator:
         return database
 
     # -- helpers -------------------------------------------------------------
+
+    def _release(self, event: RotationEvent) -> bool:
+        """Drop AWSPENDING from the token's version, which has no value (RotateSecret made it).
+
+        A rotation the guard refused then leaves nothing in progress behind, and the
+        next one may start once it is safe. Returns whether the label was removed.
+        """
+        try:
+            self.secrets.remove_stage(event.secret_id, AWSPENDING, event.token)
+        except SecretsManagerError as exc:
+            _log.warning("%s", _line(event, "pending-not-released", error=str(exc)))
+            return False
+        return True
 
     def _check_pending(
         self,

@@ -11,10 +11,19 @@ password and never grants a role (docs/SECURITY.md):
   dropped (:func:`rotation_tools.rotate.cancel_rotation`);
 * a partner holding roles the current user lacks loses them; roles it lacks
   are reported, for a person to grant;
-* AWSCURRENT credentials that MongoDB refuses are not written into MongoDB
-  (that is how a tampered secret would take over a user): AWSCURRENT moves back
-  to AWSPREVIOUS when that version is the partner's and logs in; the next
-  rotation then gives the other user a fresh password.
+* AWSCURRENT credentials that MongoDB refuses (or that cannot be parsed at
+  all) are not written into MongoDB (that is how a tampered secret would take
+  over a user): AWSCURRENT moves back to the newest version that parses and
+  logs in, when that version is the current user's or its partner's and agrees
+  with AWSCURRENT (or, when AWSCURRENT cannot be parsed, with AWSPREVIOUS) in
+  every other field; the next rotation then gives the other user a fresh
+  password;
+* a pending version that cannot go on because AWSCURRENT cannot be read is
+  never resumed, only dropped when it never reached MongoDB (no value).
+
+Every finding is reported, not only the first: rotation turned off
+(``cancel-rotate-secret``), AWSCURRENT unreadable, a stuck rotation, the
+database unreachable, the master unusable, role drift, AWSCURRENT refused.
 """
 
 from __future__ import annotations
@@ -27,7 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 from secretswitch.client.credentials import MongoCredentials, parse_secret_dict
 from secretswitch.client.errors import AuthenticationError, DatabaseError, SecretSwitchError
-from secretswitch.rotation_lambda.core import AWSCURRENT, AWSPENDING, normalize_roles
+from secretswitch.rotation_lambda.core import (
+    AWSCURRENT,
+    AWSPENDING,
+    connection_differences,
+    current_version_id,
+    field_differences,
+    normalize_roles,
+    partner_user,
+    pending_version_ids,
+)
 from secretswitch.rotation_lambda.errors import RotationError
 from secretswitch.rotation_lambda.guards import Guard
 from secretswitch.rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
@@ -91,19 +109,26 @@ class _Doctor:
             version_id = next((v for v, stages in metadata.versions.items() if stage in stages), None)
             if version_id is None:
                 return None
+        return self._read(stage, version_id, stage)
+
+    def read_version(self, version_id: str) -> _Version | None:
+        """A version by id, whatever its labels (deprecated versions included)."""
+        return self._read(f"version {version_id}", version_id, None)
+
+    def _read(self, label: str, version_id: str, stage: str | None) -> _Version | None:
         try:
             document = json.loads(self.gateway.secret_string(self.secret_id, stage=stage, version_id=version_id))
             if not isinstance(document, dict):
-                self.read_errors[stage] = "the SecretString is not a JSON object"
+                self.read_errors[label] = "the SecretString is not a JSON object"
                 return None
             credentials = parse_secret_dict(document, secret_id=self.secret_id, version_id=version_id)
         except SecretSwitchError as exc:
-            self.read_errors[stage] = str(exc)  # names fields, never values
+            self.read_errors[label] = str(exc)  # names fields, never values
             return None
         except ValueError:
-            self.read_errors[stage] = "the SecretString is not valid JSON"
+            self.read_errors[label] = "the SecretString is not valid JSON"
             return None
-        return _Version(version_id, stage, document, credentials)
+        return _Version(version_id, label, document, credentials)
 
     def logs_in(self, version: _Version | None) -> bool:
         if version is None:
@@ -178,7 +203,18 @@ class _Doctor:
             )
         message = f"a rotation is stuck: version {token} is AWSPENDING but not AWSCURRENT"
         fixed = False
-        if self.fix:
+        if self.fix and pending is None:
+            # No usable value: createSecret never finished, nothing reached MongoDB. Dropping it is safe;
+            # resuming would change a password now, long after whoever started it asked.
+            try:
+                cancelled = cancel_rotation(
+                    self.sm_client, self.secret_id, mongo_client_factory=self.mongo_client_factory
+                )
+                fixed = True
+                message += f"; {cancelled.message}"
+            except SecretSwitchError as exc:
+                message += f"; not dropped: {exc}"
+        elif self.fix:
             outcome = rotate_secret(self.sm_client, self.secret_id, resume=True, handler=self.handler)
             fixed = outcome.completed or outcome.asynchronous
             message += f"; resume: {outcome.message}"
@@ -194,25 +230,116 @@ class _Doctor:
         findings.append(Finding("stuck-rotation", message, fixed))
         return findings
 
-    def roll_back(self, metadata: SecretMetadata, current: _Version) -> str:
-        """Move AWSCURRENT back to AWSPREVIOUS when that is the partner's and logs in.
+    def pair_refusal(self, reference: _Version, candidate: _Version) -> str | None:
+        """Why ``candidate`` may not become AWSCURRENT in place of ``reference`` (``None``: it may).
+
+        The guards' rules 1 and 2 (docs/SECURITY.md): its user is the reference's
+        user or that user's partner (the pair from the function's configuration),
+        and every other field agrees with the reference.
+        """
+        try:
+            plan = self.guard.plan(self.secret_id, reference.document, reference.credentials)
+            partner = partner_user(reference.credentials.username, plan)
+        except SecretSwitchError as exc:
+            return str(exc)
+        user = candidate.credentials.username
+        if user not in (reference.credentials.username, partner):
+            return f"its user {user!r} is neither {reference.credentials.username!r} nor its partner {partner!r}"
+        differences = field_differences(reference.document, candidate.document)
+        differences += [
+            d for d in connection_differences(candidate.credentials, reference.credentials) if d not in differences
+        ]
+        if differences:
+            return f"it differs from {reference.stage} in {', '.join(differences)}"
+        return None
+
+    def roll_back(self, current: _Version | None) -> str:
+        """Move AWSCURRENT back to the newest version that parses and logs in, if it is a user of the pair.
+
+        The pair and the other fields are judged against AWSCURRENT, or against
+        AWSPREVIOUS when AWSCURRENT cannot be parsed. No password is written.
 
         Raises:
-            RotationError: it may not.
+            RotationError: no version may.
         """
-        previous = self.read(metadata, AWSPREVIOUS)
-        if previous is None:
-            raise RotationError("there is no readable AWSPREVIOUS version to go back to")
-        refusal = self.partner_refusal(current, previous)
-        if refusal is not None:
-            raise RotationError(f"AWSPREVIOUS may not become AWSCURRENT: {refusal}")
-        if not self.logs_in(previous):
-            raise RotationError(f"AWSPREVIOUS ({previous.credentials.username!r}) does not log in either")
-        self.gateway.move_current(self.secret_id, str(previous.version_id), current.version_id)
-        return (
-            f"moved AWSCURRENT back to version {previous.version_id} (user {previous.credentials.username!r}, "
-            f"which logs in); the next rotation gives {current.credentials.username!r} a new password"
+        metadata = self.gateway.describe(self.secret_id)
+        reference = current if current is not None else self.read(metadata, AWSPREVIOUS)
+        if reference is None:
+            raise RotationError("there is no readable AWSPREVIOUS either, to tell which users may be AWSCURRENT")
+        current_id = current_version_id(metadata.versions)
+        skip = {current_id, *pending_version_ids(metadata.versions)}
+        dates = self.gateway.version_dates(self.secret_id)
+        newest_first = sorted(
+            (v for v in dates.keys() | metadata.versions.keys() if v not in skip),
+            key=lambda v: _timestamp(dates.get(v)),
+            reverse=True,
         )
+        passed: list[str] = []
+        for version_id in newest_first:
+            candidate = self.read_version(version_id)
+            if candidate is None:
+                continue
+            refusal = self.pair_refusal(reference, candidate)
+            if refusal is not None:
+                passed.append(f"version {version_id}: {refusal}")
+                continue
+            if not self.logs_in(candidate):
+                passed.append(f"version {version_id} ({candidate.credentials.username!r}) does not log in")
+                continue
+            self.gateway.move_current(self.secret_id, version_id, current_id)
+            message = (
+                f"moved AWSCURRENT back to version {version_id} (user {candidate.credentials.username!r}, the newest "
+                "version that parses and logs in)"
+            )
+            if current is not None and candidate.credentials.username != current.credentials.username:
+                message += f"; the next rotation gives {current.credentials.username!r} a new password"
+            return message
+        raise RotationError(
+            "no version both logs in and is the current user's or its partner's"
+            + (f" ({'; '.join(passed[:3])})" if passed else "")
+        )
+
+    def unreadable_current(self, pending_token: str | None) -> list[Finding]:
+        """AWSCURRENT cannot be parsed: drop a pending version that never reached MongoDB, then roll back."""
+        findings: list[Finding] = []
+        if pending_token is not None:
+            message = (
+                f"a rotation is stuck: version {pending_token} is AWSPENDING but not AWSCURRENT, and it cannot go on "
+                "while AWSCURRENT cannot be read"
+            )
+            fixed = False
+            if self.fix:
+                try:
+                    cancelled = cancel_rotation(
+                        self.sm_client, self.secret_id, mongo_client_factory=self.mongo_client_factory
+                    )
+                    message += f"; {cancelled.message}"
+                    fixed = True
+                except SecretSwitchError as exc:
+                    message += f"; not dropped: {exc}"
+            else:
+                message += "; --fix drops it if it never reached the database (it is never resumed from here)"
+            findings.append(Finding("stuck-rotation", message, fixed))
+        reason = self.read_errors.get(AWSCURRENT, "it has no AWSCURRENT version")
+        message = f"AWSCURRENT of {self.secret_id!r} cannot be read or parsed: {reason}"
+        fixed = False
+        if self.fix:
+            try:
+                message += "; " + self.roll_back(None)
+                fixed = True
+            except SecretSwitchError as exc:
+                message += f"; not repaired: {exc}"
+        else:
+            message += (
+                "; --fix moves AWSCURRENT back to the newest version that parses and logs in (a user of the pair "
+                "AWSPREVIOUS names)"
+            )
+        findings.insert(0, Finding("current-unreadable", message, fixed))
+        return findings
+
+
+def _timestamp(value: Any) -> float:
+    return value.timestamp() if hasattr(value, "timestamp") else float("-inf")
 
 
 def diagnose(
@@ -244,16 +371,41 @@ def diagnose(
         environ=os.environ if environ is None else environ,
     )
     metadata = doctor.gateway.describe(secret_id)
+    findings: list[Finding] = []
+    if metadata.rotation_enabled is not True:
+        findings.append(
+            Finding(
+                "rotation-disabled",
+                f"rotation of {secret_id!r} is turned off (never configured, or cancel-rotate-secret): no scheduled "
+                f"rotation runs; `secretswitch rotate {secret_id}` (RotateSecret) turns it on again and rotates now "
+                "(doctor does not)",
+            )
+        )
     pending_token = rotation_in_progress(metadata)
     current = doctor.read(metadata, AWSCURRENT)
     if current is None:
-        reason = doctor.read_errors.get(AWSCURRENT, "it has no AWSCURRENT version")
-        return [Finding("current-unreadable", f"AWSCURRENT of {secret_id!r} cannot be read or parsed: {reason}")]
+        unreadable = doctor.unreadable_current(pending_token)
+        findings.extend(unreadable)
+        if not all(f.fixed for f in unreadable):
+            return findings
+        metadata = doctor.gateway.describe(secret_id)
+        pending_token = rotation_in_progress(metadata)
+        current = doctor.read(metadata, AWSCURRENT)
+        if current is None:
+            return findings
     unreachable = _unreachable(doctor.mongo, current.credentials)
     if unreachable is not None:
         # Nothing below can tell a refused password from a database that does not answer.
-        return [Finding("database-unreachable", unreachable)]
-    findings: list[Finding] = []
+        findings.append(Finding("database-unreachable", unreachable))
+        if pending_token is not None:
+            findings.append(
+                Finding(
+                    "stuck-rotation",
+                    f"a rotation is stuck: version {pending_token} is AWSPENDING but not AWSCURRENT (not resumed: "
+                    "the database cannot be checked)",
+                )
+            )
+        return findings
     master: MongoCredentials | None = None
     try:
         master = doctor.guard.master(secret_id, current.document, current.credentials)
@@ -285,12 +437,15 @@ def diagnose(
         fixed = False
         if fix:
             try:
-                message += "; " + doctor.roll_back(metadata, current)
+                message += "; " + doctor.roll_back(current)
                 fixed = True
             except SecretSwitchError as exc:
                 message += f"; not repaired: {exc}"
         else:
-            message += "; --fix moves AWSCURRENT back to AWSPREVIOUS if that logs in (doctor never writes a password)"
+            message += (
+                "; --fix moves AWSCURRENT back to the newest version that logs in, the current user's or its "
+                "partner's (doctor never writes a password)"
+            )
         findings.append(Finding("current-fails", message, fixed))
     return findings
 

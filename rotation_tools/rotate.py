@@ -23,7 +23,10 @@ This module adds what moto leaves out of AWS's documented contract:
   none) and a secret that another secret rotated by the same function names as
   its ``masterarn`` (rotating the master towards ``admin_clone`` is an easy slip);
 * :func:`cancel_rotation` drops a stuck ``AWSPENDING`` version that never
-  reached the database (no value, or a password MongoDB does not take).
+  reached the database (no value, or a password MongoDB does not take);
+* given the rotation guard's gap (``min_rotation_gap``), it applies the
+  function's own rule (:mod:`rotation_lambda.rotation_guard`) before
+  ``RotateSecret``, so a rotation that would be refused creates nothing.
 
 Against real AWS (an endpoint that is not on loopback) ``RotateSecret`` returns
 at once and AWS runs the deployed function; the outcome says so.
@@ -39,7 +42,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -50,6 +55,7 @@ from secretswitch.rotation_lambda.core import AWSCURRENT, AWSPENDING, STEPS, cur
 from secretswitch.rotation_lambda.errors import RotationError
 from secretswitch.rotation_lambda.guards import master_arn_of
 from secretswitch.rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
+from secretswitch.rotation_lambda.rotation_guard import MIN_ROTATION_GAP_ENV, RotationGuard
 from secretswitch.rotation_lambda.secretsmanager import SecretMetadata, SecretsManagerGateway
 
 if TYPE_CHECKING:
@@ -62,6 +68,7 @@ __all__ = [
     "RotationOutcome",
     "cancel_rotation",
     "is_local_endpoint",
+    "refuse_too_soon",
     "refuse_unrotatable",
     "rotate_secret",
     "rotation_in_progress",
@@ -121,6 +128,8 @@ def rotate_secret(
     resume: bool = False,
     handler: Handler | None = None,
     schedule_expression: str | None = None,
+    min_rotation_gap: float | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> RotationOutcome:
     """Start (or resume) one rotation of ``secret_id`` the way Secrets Manager does.
 
@@ -136,14 +145,17 @@ def rotate_secret(
         handler: what runs the steps on a local resume; default: the
             project's rotation function using ``sm_client``.
         schedule_expression: a new ``rate()``/``cron()`` schedule instead of days.
+        min_rotation_gap: the rotation guard's gap in seconds, as the function
+            is configured (``None``/0: leave the check to the function).
+        clock: the wall clock, epoch seconds (for the guard).
 
     Returns:
         A :class:`RotationOutcome`; a failing step is reported there, not raised.
 
     Raises:
         RotationError: a rotation is already in progress (without ``resume``),
-            no rotation function is configured, or the secret is another
-            secret's master; nothing was changed.
+            no rotation function is configured, the secret is another
+            secret's master, or the rotation guard refuses; nothing was changed.
         SecretFormatError: the secret has no ``masterarn``; nothing was changed.
         SecretsManagerError: Secrets Manager refused a call (other than a step failing).
     """
@@ -164,6 +176,8 @@ def rotate_secret(
             f"secret {secret_id!r} has no rotation function; pass its ARN (--lambda-arn) the first time"
         )
     refuse_unrotatable(sm_client, secret_id, metadata, function_arn)
+    if min_rotation_gap:
+        refuse_too_soon(gateway, secret_id, min_rotation_gap, clock)
     _drop_pending_label_on_current(gateway, secret_id, metadata)
     rules = rotation_rules(metadata, rotation_days, schedule_expression)
     token = str(uuid.uuid4())
@@ -192,6 +206,24 @@ def rotate_secret(
             asynchronous=True,
         )
     return _outcome_after(gateway, secret_id, token, resumed=False)
+
+
+def refuse_too_soon(
+    gateway: SecretsManagerGateway, secret_id: str, min_rotation_gap: float, clock: Callable[[], float] = time.time
+) -> None:
+    """The rotation guard's decision before ``RotateSecret`` (the function decides again in createSecret).
+
+    Raises:
+        RotationError: too soon after the last switch (and no override in force); nothing was changed.
+    """
+    guard = RotationGuard(gateway, {MIN_ROTATION_GAP_ENV: f"{min_rotation_gap:g}"}, clock)
+    decision, problem = guard.decide(secret_id, None)
+    if not decision.allowed:
+        raise RotationError(
+            f"rotation of {secret_id!r} refused by the rotation guard: {decision.reason}"
+            + (f"; {problem}" if problem else "")
+            + f"; for a leaked password see `secretswitch rotate {secret_id} --emergency`; nothing was changed"
+        )
 
 
 def rotation_rules(

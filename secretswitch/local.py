@@ -59,7 +59,25 @@ def register(subparsers: Any) -> None:
         help="write mongodb-app in AWS's layout (users in admin, dbname admin) "
         "instead of dbname mydb + authSource admin",
     )
+    parser.add_argument(
+        "--min-rotation-gap",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="turn the rotation guard on: refuse a rotation less than SECONDS after the last switch "
+        "(default: off, so that rotating on demand works; deployed: 475200, 5.5 days)",
+    )
     parser.set_defaults(handler=run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is out of range; give a number of seconds >= 0 (0: off)")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         secretsmanager_port=args.sm_port,
         mongodb_uri=args.mongodb_uri or os.environ.get("MONGODB_URI") or None,
         layout="aws" if getattr(args, "aws_layout", False) else "stack",
+        min_rotation_gap=getattr(args, "min_rotation_gap", None),
     )
     stop_on_signals()
     interrupted = ready = False
@@ -90,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"# MongoDB from MONGODB_URI at {info.mongo_host}:{info.mongo_port}; users app, app_clone created")
         print(f"# {info.app_secret_id}: rotation configured (the local function, rate(7 days))")
+        gap = info.min_rotation_gap
+        print(
+            f"# rotation guard: a rotation less than {gap:g} s after the last switch is refused"
+            if gap
+            else "# rotation guard: off (--min-rotation-gap SECONDS turns it on)"
+        )
         secret = info.app_secret_id
         print(f"# rotate with: secretswitch rotate {secret}   (then: secretswitch status {secret})")
         print(f"#   or: aws secretsmanager rotate-secret --secret-id {info.app_secret_id}")

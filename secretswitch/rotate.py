@@ -70,6 +70,32 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="drop the stuck AWSPENDING version if it never reached the database (refused otherwise)",
     )
+    stuck.add_argument(
+        "--emergency",
+        action="store_true",
+        help="rotate inside the rotation guard's gap (a leaked password): print who changes and who fails, set "
+        "the override tag for one rotation (secretsmanager:TagResource), rotate; twice for a leaked AWSCURRENT user",
+    )
+    rotate.add_argument(
+        "--leaked-user",
+        default=None,
+        metavar="USER",
+        help="with --emergency: the user whose password leaked (AWSCURRENT's needs two rotations)",
+    )
+    rotate.add_argument(
+        "--override-minutes",
+        type=float,
+        default=15.0,
+        help="with --emergency: the override expires after this many minutes, at most 60 (default: %(default)s)",
+    )
+    rotate.add_argument(
+        "--min-rotation-gap",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="the rotation guard's gap, as the function is configured, checked before RotateSecret "
+        "(default: $MIN_ROTATION_GAP; else 475200 on AWS, and on the local stack the function decides)",
+    )
     _region_argument(rotate)
     rotate.set_defaults(handler=run_rotate)
 
@@ -83,6 +109,14 @@ def register(subparsers: Any) -> None:
     )
     _secret_id_argument(status)
     status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument(
+        "--min-rotation-gap",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="the rotation guard's gap, as the function is configured (default: $MIN_ROTATION_GAP, "
+        "else the default 475200, 5.5 days; 0: off)",
+    )
     _region_argument(status)
     status.set_defaults(handler=run_status)
 
@@ -90,10 +124,12 @@ def register(subparsers: Any) -> None:
         "doctor",
         help="find a stuck rotation, credentials that fail and role drift; --fix repairs what is safe",
         description=(
-            "Check a secret end to end: a rotation stuck in progress, AWSCURRENT credentials that MongoDB refuses "
-            "(or a database that cannot be reached), and roles that differ between the two users. With --fix, "
-            "resume (or cancel) a stuck rotation, revoke roles the passive user holds beyond the current user's, and "
-            "move AWSCURRENT back to a working AWSPREVIOUS; it never writes a password nor grants a role. "
+            "Check a secret end to end and report every finding: rotation turned off, an AWSCURRENT that cannot be "
+            "parsed, a rotation stuck in progress, AWSCURRENT credentials that MongoDB refuses (or a database that "
+            "cannot be reached), and roles that differ between the two users. With --fix, drop a pending version "
+            "that never reached the database (or resume one that did), revoke roles the passive user holds beyond "
+            "the current user's, and move AWSCURRENT back to the newest version that parses and logs in when it is "
+            "the current user's or its partner's; it never writes a password nor grants a role. "
             "Exit 0 when healthy (or everything was fixed), 1 otherwise."
         ),
     )
@@ -101,8 +137,9 @@ def register(subparsers: Any) -> None:
     doctor.add_argument(
         "--fix",
         action="store_true",
-        help="resume (or cancel) a stuck rotation, revoke a partner's extra roles, move AWSCURRENT back to a "
-        "working AWSPREVIOUS; never writes a password or grants a role",
+        help="drop an empty pending version (or resume one that reached the database), revoke a partner's extra "
+        "roles, move AWSCURRENT back to the newest working version of the pair; never writes a password or grants "
+        "a role",
     )
     _region_argument(doctor)
     doctor.set_defaults(handler=run_doctor)
@@ -180,7 +217,7 @@ def _client(region: str | None) -> SecretsManagerClient:
 
 
 def run_rotate(args: argparse.Namespace) -> int:
-    from secretswitch.rotation_tools.rotate import cancel_rotation, rotate_secret
+    from secretswitch.rotation_tools.rotate import cancel_rotation, is_local_endpoint, rotate_secret
 
     if args.cancel:
         _check_common(args, os.environ)
@@ -188,13 +225,33 @@ def run_rotate(args: argparse.Namespace) -> int:
         print(f"{cancelled.secret_id}: {_with_token(cancelled.token, cancelled.message)}")
         return 0
     function_arn = check_rotate_args(args, os.environ)
+    if args.leaked_user is not None and not args.emergency:
+        raise ConfigurationError("--leaked-user goes with --emergency")
+    client = _client(args.region)
+    gap = _rotate_gap(args, is_local_endpoint(client))
+    if args.emergency:
+        from secretswitch.rotation_tools.emergency import emergency_rotate
+
+        outcomes = emergency_rotate(
+            client,
+            args.secret_id,
+            min_rotation_gap=gap or 0.0,
+            leaked_user=args.leaked_user,
+            override_seconds=args.override_minutes * 60,
+            rotation_lambda_arn=function_arn,
+            environ=os.environ,
+        )
+        for done in outcomes:
+            print(f"{done.secret_id}: token {done.token}: {done.message}")
+        return 0 if outcomes and all(o.completed or o.asynchronous for o in outcomes) else 1
     outcome = rotate_secret(
-        _client(args.region),
+        client,
         args.secret_id,
         rotation_lambda_arn=function_arn,
         rotation_days=args.days,
         resume=args.resume,
         schedule_expression=args.schedule,
+        min_rotation_gap=gap,
     )
     print(f"{outcome.secret_id}: {_with_token(outcome.token, outcome.message)}")
     return 0 if outcome.completed or outcome.asynchronous else 1
@@ -205,17 +262,45 @@ def _with_token(token: str, message: str) -> str:
     return message if token in message else f"token {token}: {message}"
 
 
+def _rotate_gap(args: argparse.Namespace, local: bool) -> float | None:
+    """The gap ``rotate`` checks before RotateSecret: given, else $MIN_ROTATION_GAP, else the default on AWS only."""
+    given = getattr(args, "min_rotation_gap", None)
+    if given is None and not os.environ.get("MIN_ROTATION_GAP", "").strip() and local:
+        return None  # the local function's own configuration decides (`secretswitch local --min-rotation-gap`)
+    return _min_rotation_gap(args)[0]
+
+
 def _when(value: Any) -> str:
     return (
         value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else ("-" if value is None else str(value))
     )
 
 
+def _min_rotation_gap(args: argparse.Namespace) -> tuple[float, str]:
+    """The guard's gap for status/rotate: ``--min-rotation-gap``, else ``$MIN_ROTATION_GAP``, else the default."""
+    from secretswitch.client.policy import DEFAULT_MIN_ROTATION_GAP
+    from secretswitch.rotation_lambda.rotation_guard import MIN_ROTATION_GAP_ENV, min_rotation_gap
+
+    given = getattr(args, "min_rotation_gap", None)
+    if given is not None:
+        if not 0 <= given < float("inf"):
+            raise ConfigurationError(f"--min-rotation-gap {given:g} is out of range; give seconds >= 0 (0: off)")
+        return given, "--min-rotation-gap"
+    if os.environ.get(MIN_ROTATION_GAP_ENV, "").strip():
+        return min_rotation_gap(os.environ), f"${MIN_ROTATION_GAP_ENV}"
+    return DEFAULT_MIN_ROTATION_GAP, "the default; the function's MIN_ROTATION_GAP decides"
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 86400:.2f} d" if seconds >= 86400 else f"{seconds / 3600:.1f} h"
+
+
 def run_status(args: argparse.Namespace) -> int:
     from secretswitch.rotation_tools.status import secret_status
 
     _check_common(args, os.environ)
-    status = secret_status(_client(args.region), args.secret_id)
+    gap, gap_source = _min_rotation_gap(args)
+    status = secret_status(_client(args.region), args.secret_id, min_rotation_gap=gap)
     if args.json:
         document = {
             "secret_id": status.secret_id,
@@ -227,6 +312,16 @@ def run_status(args: argparse.Namespace) -> int:
             "last_rotated": _when(status.last_rotated),
             "next_rotation": _when(status.next_rotation),
             "in_progress": status.in_progress,
+            "rotation_guard": None
+            if status.guard is None
+            else {
+                "min_gap_seconds": status.guard.min_gap,
+                "last_switch": _when(status.guard.last_switch),
+                "safe_from": _when(status.guard.safe_at),
+                "allowed_now": status.guard.allowed_now,
+                "schedule_keeps_gap": status.guard.schedule_keeps_gap,
+                "override_until": _when(status.guard.override_until),
+            },
             "versions": [
                 {
                     "version_id": v.version_id,
@@ -248,6 +343,22 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"next      {_when(status.next_rotation)}")
     if status.in_progress:
         print(f"IN PROGRESS: version {status.in_progress} is AWSPENDING (see `secretswitch doctor`)")
+    guard = status.guard
+    if guard is not None and guard.min_gap <= 0:
+        print(f"guard     the rotation guard is off ({gap_source})")
+    elif guard is not None:
+        when = "any time (no rotation history)" if guard.safe_at is None else f"safe from {_when(guard.safe_at)}"
+        verdict = "now" if guard.allowed_now else "NOT now"
+        print(f"guard     rotation guard, gap {_span(guard.min_gap)} ({gap_source}): next rotation {when}: {verdict}")
+        if guard.schedule_keeps_gap is not None and guard.shortest_gap is not None:
+            keeps = (
+                "the schedule keeps the gap"
+                if guard.schedule_keeps_gap
+                else "the schedule does NOT keep the gap: scheduled rotations may be refused"
+            )
+            print(f"          {_span(guard.shortest_gap)} at least between two scheduled rotations: {keeps}")
+        if guard.override_until is not None:
+            print(f"          emergency override tag set, until {_when(guard.override_until)}")
     print(f"{'version':38} {'stages':28} {'user':16} created")
     for version in status.versions:
         user = version.username or f"({version.problem})"
@@ -261,7 +372,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     _check_common(args, os.environ)
     findings = diagnose(_client(args.region), args.secret_id, fix=args.fix)
     if not findings:
-        print(f"{args.secret_id}: healthy (no rotation stuck, AWSCURRENT logs in, the users' roles agree)")
+        print(f"{args.secret_id}: healthy (rotation on, no rotation stuck, AWSCURRENT logs in, the users' roles agree)")
         return 0
     for finding in findings:
         mark = "FIXED" if finding.fixed else ("PROBLEM" if not args.fix else "NOT FIXED")

@@ -33,6 +33,14 @@ The model, step by step:
   plus one per extra stage :func:`~client.policy.recovery_stages` asks for),
   and the recovered credentials are checked against the database as well.
 
+* **The operator's rotation** (``operator_rotation_after``): one manual
+  rotation that long after the first scheduled rotation from day 14 on (the
+  fleet has spread by then), as an operator who "rotates once more to be sure"
+  does. With ``guard_gap`` every rotation first passes the rotation guard
+  (:func:`client.policy.rotation_gap_decision`, the function's own rule, on the
+  times Secrets Manager would record): one that comes too soon is refused and
+  changes nothing.
+
 Everything is deterministic for a given seed.
 """
 
@@ -53,7 +61,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from secretswitch.client.errors import ConfigurationError
-from secretswitch.client.policy import AWSCURRENT, DAY, RefreshPolicy, recovery_stages
+from secretswitch.client.policy import (
+    AWSCURRENT,
+    DAY,
+    DEFAULT_MIN_ROTATION_GAP,
+    RefreshPolicy,
+    RotationRecord,
+    recovery_stages,
+    rotation_gap_decision,
+)
 
 __all__ = [
     "USERS",
@@ -66,10 +82,12 @@ __all__ = [
     "PasswordState",
     "Rotation",
     "SweepRow",
+    "format_operator_scenario",
     "format_report",
     "guaranteed_margin",
     "format_sweep",
     "main",
+    "operator_scenario",
     "register",
     "rotation_schedule",
     "simulate_fleet",
@@ -93,6 +111,8 @@ MAX_DAYS = 3650.0
 MAX_ROTATION_DAYS = 1000
 MAX_MANUAL_ROTATIONS = 10_000
 MAX_OPS_PER_SECOND = 1000.0
+OPERATOR_FROM = 14 * DAY
+"""The operator's manual rotation follows the first scheduled rotation from this day on (the fleet has spread)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +143,10 @@ def rotation_schedule(
     rotation_seconds: float = 60.0,
     manual_rotations: int = 0,
     first_day: int | None = None,
+    operator_rotation_after: float | None = None,
+    operator_from: float = OPERATOR_FROM,
+    guard_gap: float = 0.0,
+    refused: list[Rotation] | None = None,
 ) -> list[Rotation]:
     """Secrets Manager's rotations of one secret over ``[0, horizon)`` seconds (0 = midnight UTC).
 
@@ -142,6 +166,12 @@ def rotation_schedule(
         manual_rotations: how many manual rotations to add.
         first_day: the day of the first scheduled rotation (default: random
             within the first ``rotation_days`` days).
+        operator_rotation_after: add one manual rotation this long after the
+            first scheduled rotation at or after ``operator_from``.
+        operator_from: see ``operator_rotation_after``.
+        guard_gap: the rotation guard's gap (0: off); a rotation it refuses is
+            left out (and appended to ``refused``).
+        refused: collects the rotations the guard refused.
 
     Returns:
         The rotations in time order, never overlapping.
@@ -162,10 +192,28 @@ def rotation_schedule(
             break
         # A rotation cannot start while another one runs (Secrets Manager refuses it).
         at = max(at, busy_until)
+        if guard_gap > 0 and rotations and not _guard_allows(at, rotations[-1], len(rotations), guard_gap):
+            if refused is not None:
+                refused.append(Rotation(at, at + rotation_seconds, manual))
+            if not manual:
+                day += rotation_days  # a refused scheduled rotation: the schedule goes on
+            continue
         rotations.append(Rotation(at, at + rotation_seconds, manual))
         busy_until = at + rotation_seconds
         day = int(at // DAY) + rotation_days
+        if operator_rotation_after is not None and not manual and at >= operator_from:
+            bisect.insort(manual_times, at + operator_rotation_after)
+            operator_rotation_after = None
     return rotations
+
+
+def _guard_allows(at: float, previous: Rotation, history: int, gap: float) -> bool:
+    """The rotation guard's rule on the dates Secrets Manager records for ``previous``."""
+    # createSecret stamps the new AWSCURRENT version at the start, LastRotatedDate at the end.
+    record = RotationRecord(
+        last_rotated=previous.finished_at, current_created=previous.started_at, other_versions=history
+    )
+    return rotation_gap_decision(at, record, min_gap=gap).allowed
 
 
 def worst_case_schedule(
@@ -261,6 +309,9 @@ class FleetConfig:
     switch_seconds: float = 0.05
     worst_case: bool = False
     seed: int = 0
+    # The operator's scenario: one manual rotation this long after a scheduled one; the guard's gap (0: off).
+    operator_rotation_after: float | None = None
+    guard_gap: float = 0.0
 
     @property
     def horizon(self) -> float:
@@ -291,6 +342,7 @@ class FleetReport:
     peak_second: float
     mean_calls_per_second: float
     calls_per_minute: tuple[int, ...]
+    refused_rotations: int = 0
 
     @property
     def calls_per_instance_week(self) -> float:
@@ -423,6 +475,7 @@ def simulate_fleet(
     """
     horizon = config.horizon
     schedule_rng = random.Random(f"{config.seed}:rotations")
+    refused: list[Rotation] = []
     if config.worst_case:
         rotations = worst_case_schedule(
             horizon=horizon,
@@ -438,6 +491,9 @@ def simulate_fleet(
             window_hours=config.window_hours,
             rotation_seconds=config.rotation_seconds,
             manual_rotations=config.manual_rotations,
+            operator_rotation_after=config.operator_rotation_after,
+            guard_gap=config.guard_gap,
+            refused=refused,
         )
     state = PasswordState(rotations)
     start_rng = random.Random(f"{config.seed}:starts")
@@ -478,6 +534,7 @@ def simulate_fleet(
         peak_second=float(peak_second),
         mean_calls_per_second=len(calls) / horizon,
         calls_per_minute=tuple(per_minute.get(minute, 0) for minute in range(minutes)),
+        refused_rotations=len(refused),
     )
 
 
@@ -627,6 +684,43 @@ def format_sweep(rows: Sequence[SweepRow]) -> str:
             )
         )
     return _table(table)
+
+
+def operator_scenario(
+    base: FleetConfig,
+    *,
+    after: float = DAY,
+    guard_gap: float = DEFAULT_MIN_ROTATION_GAP,
+    days: float = 60.0,
+    progress: ProgressCallback | None = None,
+) -> list[tuple[str, FleetReport]]:
+    """An operator's manual rotation ``after`` a scheduled one, without and with the rotation guard.
+
+    Runs ``base`` for ``days`` (at most its own) twice: the same fleet, starts
+    and schedule, once with every rotation let through and once with
+    ``guard_gap``.
+    """
+    config = replace(base, days=min(base.days, days), worst_case=False, operator_rotation_after=after)
+    return [
+        ("no guard", simulate_fleet(replace(config, guard_gap=0.0), progress=progress)),
+        (f"guard ({_duration(guard_gap)})", simulate_fleet(replace(config, guard_gap=guard_gap), progress=progress)),
+    ]
+
+
+def format_operator_scenario(reports: Sequence[tuple[str, FleetReport]]) -> str:
+    """The operator scenario's table: what the early rotation costs, with and without the guard."""
+    rows: list[tuple[str, list[str]]] = [
+        ("", [name for name, _ in reports]),
+        ("rotations run (manual)", [f"{r.rotations} ({r.manual_rotations})" for _, r in reports]),
+        ("refused by the guard", [f"{r.refused_rotations}" for _, r in reports]),
+        ("shortest gap between rotations", [_duration(r.min_rotation_gap) for _, r in reports]),
+        ("NON-RECOVERING clients: failed operations", [f"{r.broken_operations:,.0f}" for _, r in reports]),
+        ("  instances broken", [f"{r.broken_instances:,}" for _, r in reports]),
+        ("OURS: failed operations", [f"{r.failed_operations:,}" for _, r in reports]),
+        ("  recoveries", [f"{r.recoveries:,}" for _, r in reports]),
+        ("  peak GetSecretValue per second", [f"{r.peak_calls_per_second:,}" for _, r in reports]),
+    ]
+    return _table(rows)
 
 
 def _duration(seconds: float) -> str:
@@ -894,9 +988,9 @@ def run(args: argparse.Namespace) -> int:
         ops_per_second=args.ops_per_second,
         seed=args.seed,
     )
-    # Three runs of two passes, plus the sweep's rows.
+    # Five runs of two passes (three scenarios, the operator's with and without the guard), plus the sweep's rows.
     sweep_rows = len(SWEEP_REFRESH_DAYS) * len(SWEEP_JITTERS) if args.sweep else 0
-    progress = Progress(6 * args.instances + sweep_rows * SWEEP_PASSES_PER_ROW * args.sweep_instances)
+    progress = Progress(10 * args.instances + sweep_rows * SWEEP_PASSES_PER_ROW * args.sweep_instances)
     began = time.perf_counter()
     reports = []
     for name, scenario in (
@@ -907,6 +1001,16 @@ def run(args: argparse.Namespace) -> int:
         progress.stage = name
         reports.append((name, simulate_fleet(scenario, progress=progress)))
     print(format_report(reports))
+    print(f"({time.perf_counter() - began:.1f} s)", flush=True)
+    began = time.perf_counter()
+    progress.stage = "operator rotation"
+    operator = operator_scenario(config, progress=progress)
+    print()
+    print(
+        f"An operator's manual rotation 1 day after a scheduled one ({min(args.days, 60.0):g} days, the rotation "
+        "guard's rule on the dates Secrets Manager records):"
+    )
+    print(format_operator_scenario(operator))
     print(f"({time.perf_counter() - began:.1f} s)", flush=True)
     rows: list[SweepRow] = []
     if args.sweep:

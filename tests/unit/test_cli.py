@@ -63,6 +63,8 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     (["local", "--region", "moon-base-one"], "is not an AWS region name"),
     (["local", "--mongodb-uri", "http://example.com"], "not a valid MongoDB connection string"),
     (["local", "--mongodb-uri", "mongodb://127.0.0.1:27017/"], "no user name and password"),
+    (["local", "--min-rotation-gap", "-5"], "out of range; give a number of seconds >= 0"),
+    (["local", "--min-rotation-gap", "soon"], "'soon' is not a number of seconds"),
     # simulate: every range
     (["simulate", "--days", "0"], "--days 0 is out of range"),
     (["simulate", "--days", "-3"], "--days -3 is out of range"),
@@ -95,6 +97,9 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     (["rotate", "mongodb-app"], "no AWS region is configured; set AWS_REGION"),
     (["status", "mongodb-app"], "no AWS region is configured; set AWS_REGION"),
     (["doctor", "mongodb-app"], "or pass --region"),
+    (["rotate", "mongodb-app", "--emergency", "--resume"], "not allowed with"),
+    (["rotate", "mongodb-app", "--leaked-user", "app"], "--leaked-user goes with --emergency"),
+    (["status", "mongodb-app", "--min-rotation-gap", "-1"], "--min-rotation-gap -1 is out of range"),
     (["status", " "], "SECRET_ID is empty"),
     (["doctor", "mongodb-app", "--region", "nowhere"], "--region 'nowhere' is not an AWS region name"),
     # demo and package-lambda

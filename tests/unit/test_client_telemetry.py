@@ -281,7 +281,8 @@ def test_without_a_meter_provider_opentelemetry_is_never_imported() -> None:
         "from tests.fakes import FakeMongoServer, FakeSecretsManager\n"
         "db = FakeMongoServer(app='pw-1')\n"
         "sm = FakeSecretsManager()\n"
-        "rc = RotatingMongoClient('mongodb-app', secretsmanager_client=sm, client_factory=db.factory, login_adopter=db.adopt, background_refresh=False)\n"
+        "rc = RotatingMongoClient('mongodb-app', secretsmanager_client=sm, client_factory=db.factory,\n"
+        "                         login_adopter=db.adopt, background_refresh=False)\n"
         "rc.health(); rc.close()\n"
         "print(sorted(name for name in sys.modules if name.startswith('opentelemetry')))\n"
     )

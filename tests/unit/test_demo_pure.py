@@ -302,3 +302,13 @@ def test_ctrl_c_while_the_stack_starts_leaves_no_empty_results_folder(
     with pytest.raises(interruption):
         runner.run_demo(_config("--out", str(given), "--plain"), stdout=io.StringIO())
     assert given.is_dir()
+
+
+def test_the_rotation_guard_option_scales_the_gap_to_the_demo_days() -> None:
+    config = _config("--rotation-guard", "--day-seconds", "2")
+    assert config.rotation_guard
+    assert config.rotation_guard_days == 3.5  # half of --rotation-days 7
+    assert config.rotation_guard_seconds == 7.0
+    assert not _config().rotation_guard
+    with pytest.raises(ConfigurationError, match="embedded stack"):
+        _config("--rotation-guard", "--secret-id", "prod/app")

@@ -30,9 +30,11 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
 from secretswitch.client import RefreshPolicy, RotatingMongoClient
-from secretswitch.client.policy import DAY
+from secretswitch.client.policy import DAY, DEFAULT_MIN_ROTATION_GAP, schedule_keeps_gap
 from secretswitch.package import register
 from secretswitch.rotation_lambda.lambda_function import default_secretsmanager_client
+from secretswitch.rotation_lambda.rotation_guard import OVERRIDE_TAG, min_rotation_gap
+from secretswitch.rotation_tools.status import schedule_of
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "template.yaml"
@@ -47,8 +49,10 @@ REQUIRED = {"AppSecretArn": APP_ARN, "MasterSecretArn": MASTER_ARN}
 SECRET_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
+    "secretsmanager:ListSecretVersionIds",
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:UntagResource",
 }
 VPC_ACTIONS = {
     "ec2:CreateNetworkInterface",
@@ -404,3 +408,25 @@ def test_todays_schedule_without_a_window_is_unsafe_for_six_days() -> None:
 def test_a_window_longer_than_a_day_is_refused(transformed: dict[str, Any]) -> None:
     with pytest.raises(AssertionError, match="RotationWindow"):
         resolve(transformed, RotationWindow="25h")
+
+
+def test_the_rotation_guard_is_on_with_the_default_gap_and_the_schedule_keeps_it(transformed: dict[str, Any]) -> None:
+    """MinRotationGap becomes MIN_ROTATION_GAP (5.5 days by default), and rate(7 days) with 2h passes the guard."""
+    resources = resolve(transformed)
+    variables = resources["RotationFunction"]["Properties"]["Environment"]["Variables"]
+    assert min_rotation_gap({k: str(v) for k, v in variables.items()}) == DEFAULT_MIN_ROTATION_GAP == 5.5 * DAY
+    rules = resources["AppSecretRotationSchedule"]["Properties"]["RotationRules"]
+    interval, window = schedule_of(rules, None)
+    assert interval == 7 * DAY
+    assert window == 2 * 3600
+    assert schedule_keeps_gap(DEFAULT_MIN_ROTATION_GAP, interval, rotation_window=window)
+    off = resolve(transformed, MinRotationGap="0")["RotationFunction"]["Properties"]["Environment"]["Variables"]
+    assert min_rotation_gap({k: str(v) for k, v in off.items()}) == 0
+
+
+def test_the_function_may_remove_the_override_tag_and_no_other(transformed: dict[str, Any]) -> None:
+    """The override works once (the rotation removes its tag); the role can neither set tags nor remove others."""
+    grants = role_grants(resolve(transformed))
+    untag = [(t, c) for a, t, c in grants if a == "secretsmanager:UntagResource"]
+    assert untag == [(APP_ARN, {"ForAllValues:StringEquals": {"aws:TagKeys": [OVERRIDE_TAG]}})]
+    assert not [a for a, _, _ in grants if a == "secretsmanager:TagResource"]
