@@ -42,6 +42,7 @@ upgrade breaks one file. What we rely on, and why:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -219,9 +220,13 @@ def _rotate_secret(
             try:
                 invoker(event)
             except Exception as exc:
-                # The handler's messages never carry a secret value (see rotation_lambda).
+                # Our handler's messages never carry a secret value (see rotation_lambda); a worker's
+                # failure comes as Lambda reports it (errorType: errorMessage).
+                error_type = getattr(exc, "error_type", None) or type(exc).__name__
+                message = getattr(exc, "error_message", None) or str(exc)
+                _log.warning("RotateSecret: secret %s token %s: %s failed (%s)", secret.name, token, step, error_type)
                 raise InvalidRequestException(
-                    f"Rotation step {step} failed for token {token}: {type(exc).__name__}: {exc}"
+                    f"Rotation step {step} failed for token {token}: {error_type}: {message}"
                 ) from exc
     finally:
         if test_only:
@@ -266,6 +271,128 @@ def _install_patches() -> None:
     SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage
     SecretsManagerBackend.rotate_secret = _rotate_secret
     FakeSecret.to_dict = to_dict
+    _install_api_fixes()
+
+
+# -- the API as AWS documents it, where moto differs -------------------------------------------
+#
+# One place for every difference found by running AWS's own templates and the AWS CLI against
+# moto (issue 24; docs/emulator.md has the table):
+#  1. ListSecretVersionIds hides versions without staging labels unless IncludeDeprecated;
+#  2. it lists only versions that hold a value;
+#  3. CreatedDate is the version's creation, LastAccessedDate the day of its last GetSecretValue
+#     (omitted if never read), not the time of the call;
+#  4. DescribeSecret's VersionIdsToStages lists only versions that have a label;
+#  5. ListSecretVersionIds' ARN is the secret's ARN, NextToken appears only when there is more;
+#  6. CancelRotateSecret's VersionId is the version the rotation in progress created;
+#  7. GetSecretValue of a valueless version names what was asked (VersionId or staging label).
+
+_ACCESSED = "_secretswitch_last_accessed"
+
+
+def _has_value(version: dict[str, Any]) -> bool:
+    return "secret_string" in version or "secret_binary" in version
+
+
+def _day(now: float) -> int:
+    """AWS reports LastAccessedDate at the resolution of a day (UTC midnight)."""
+    return int(now // 86400 * 86400)
+
+
+def _install_api_fixes() -> None:
+    from moto.secretsmanager.exceptions import (
+        InvalidParameterException,
+        ResourceNotFoundException,
+        SecretHasNoValueException,
+        SecretNotFoundException,
+    )
+    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+    from moto.secretsmanager.responses import SecretsManagerResponse
+
+    original_get = SecretsManagerBackend.get_secret_value
+    original_cancel = SecretsManagerBackend.cancel_rotate_secret
+    patched_to_dict = FakeSecret.to_dict
+
+    def get_secret_value(
+        backend: Any, secret_id: str, version_id: str | None, version_stage: str | None
+    ) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = original_get(backend, secret_id, version_id, version_stage)
+        except SecretHasNoValueException as exc:  # item 7
+            what = f"staging label: {version_stage}" if version_stage else f"VersionId: {version_id or AWSCURRENT}"
+            message = f"Secrets Manager can't find the specified secret value for {what}"
+            raise ResourceNotFoundException(message) from exc
+        now = time.time()
+        secret = backend.secrets[secret_id]
+        version = secret.versions.get(response["VersionId"])
+        if version is not None:  # item 3
+            version[_ACCESSED] = _day(now)
+            setattr(secret, _ACCESSED, _day(now))
+        return response
+
+    def cancel_rotate_secret(backend: Any, secret_id: str) -> str:
+        original_cancel(backend, secret_id)  # its checks, and rotation off
+        secret = backend.secrets[secret_id]
+        document: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name}
+        in_progress = [  # item 6
+            version_id
+            for version_id, version in secret.versions.items()
+            if AWSPENDING in version["version_stages"] and AWSCURRENT not in version["version_stages"]
+        ]
+        if in_progress:
+            document["VersionId"] = in_progress[0]
+        return json.dumps(document)
+
+    def to_dict(secret: Any) -> dict[str, Any]:
+        document: dict[str, Any] = patched_to_dict(secret)
+        for key in ("VersionIdsToStages", "SecretVersionsToStages"):  # item 4
+            if key in document:
+                document[key] = {v: stages for v, stages in document[key].items() if stages}
+        accessed = getattr(secret, _ACCESSED, None)
+        if accessed is not None:
+            document["LastAccessedDate"] = accessed
+        elif document.get("LastAccessedDate") is None:
+            document.pop("LastAccessedDate", None)
+        return document
+
+    def list_secret_version_ids(response: Any) -> str:  # items 1, 2, 3, 5
+        secret_id = response._get_param("SecretId", if_none="")
+        include_deprecated = bool(response._get_bool_param("IncludeDeprecated", False))
+        max_results = response._get_int_param("MaxResults")
+        next_token = response._get_param("NextToken")
+        backend = response.backend
+        if not backend._is_valid_identifier(secret_id):
+            raise SecretNotFoundException()
+        secret = backend.secrets[secret_id]
+        entries = []
+        for version_id, version in secret.versions.items():
+            if not _has_value(version) or not (version["version_stages"] or include_deprecated):
+                continue
+            entry: dict[str, Any] = {
+                "VersionId": version_id,
+                "VersionStages": list(version["version_stages"]),
+                "CreatedDate": version["createdate"],
+            }
+            if version.get(_ACCESSED) is not None:
+                entry["LastAccessedDate"] = version[_ACCESSED]
+            entries.append(entry)
+        start = 0
+        if next_token:
+            if not str(next_token).isdigit() or int(next_token) > len(entries):
+                raise InvalidParameterException("The NextToken value is not valid; use one from a previous response")
+            start = int(next_token)
+        if max_results is not None and not 1 <= max_results <= 100:
+            raise InvalidParameterException("MaxResults must be from 1 to 100")
+        end = len(entries) if max_results is None else min(len(entries), start + max_results)
+        document: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name, "Versions": entries[start:end]}
+        if end < len(entries):
+            document["NextToken"] = str(end)
+        return json.dumps(document)
+
+    SecretsManagerBackend.get_secret_value = get_secret_value
+    SecretsManagerBackend.cancel_rotate_secret = cancel_rotate_secret
+    FakeSecret.to_dict = to_dict
+    SecretsManagerResponse.list_secret_version_ids = list_secret_version_ids
 
 
 class MotoSecretsManagerServer:

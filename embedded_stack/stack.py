@@ -54,7 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -68,6 +68,8 @@ from .signals import signals_deferred
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from pymongo import MongoClient
+
+    from .functions import FunctionHost, RotationFunction
 
 __all__ = [
     "ADMIN_URI_ENV",
@@ -334,6 +336,8 @@ class StackInfo:
     admin_username: str = ADMIN_USER
     admin_password: str = field(default="", repr=False)
     app_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+    rotation_functions: Mapping[str, str] = field(default_factory=dict)
+    """Registered rotation functions: name -> Lambda ARN (see :mod:`embedded_stack.functions`)."""
 
     def environment(self) -> dict[str, str]:
         """The variables that point boto3 and an application at this stack.
@@ -379,6 +383,9 @@ class EmbeddedStack:
             the URI) instead of starting SecantusDB.
         layout: how the application secret names its databases (see
             :data:`SECRET_LAYOUTS`).
+        rotation_functions: more rotation functions, each run in a worker
+            process under ``arn:aws:lambda:<region>:<account>:function:<name>``
+            (see :mod:`embedded_stack.functions`).
 
     Raises:
         LocalStackError: an argument cannot work (a port out of range, a bad
@@ -398,6 +405,7 @@ class EmbeddedStack:
         work_dir: Path | None = None,
         mongodb_uri: str | None = None,
         layout: str = "stack",
+        rotation_functions: Sequence[RotationFunction] = (),
     ) -> None:
         from .moto_server import MotoSecretsManagerServer
 
@@ -432,6 +440,9 @@ class EmbeddedStack:
         self.secretsmanager = MotoSecretsManagerServer(port=secretsmanager_port)
         self.rotation_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{ROTATION_FUNCTION_NAME}"
         self._rotation_handler = rotation_handler
+        self.rotation_functions = _check_functions(rotation_functions)
+        self.function_host: FunctionHost | None = None
+        """The worker processes of ``rotation_functions`` (made by :meth:`start`)."""
         self._info: StackInfo | None = None
         self._holds_region = False
 
@@ -500,6 +511,7 @@ class EmbeddedStack:
             admin_secret_id=self.admin_secret_id,
             admin_secret_arn=admin_arn,
             rotation_function_arn=self.rotation_function_arn,
+            rotation_functions={f.name: self.function_arn(f.name) for f in self.rotation_functions},
             admin_username=self.external_mongo.username if self.external_mongo else ADMIN_USER,
             admin_password=admin_password,
             app_passwords=app_passwords,
@@ -523,6 +535,10 @@ class EmbeddedStack:
         from .moto_server import unregister_rotation_function
 
         unregister_rotation_function(self.rotation_function_arn)
+        for function in self.rotation_functions:
+            unregister_rotation_function(self.function_arn(function.name))
+        if self.function_host is not None:
+            self.function_host.stop()
         errors: list[BaseException] = []
         stops = [self._drop_created_users, self.secretsmanager.stop]
         if self.mongo is not None:
@@ -547,6 +563,8 @@ class EmbeddedStack:
         found: list[str] = []
         if self.mongo is not None:
             found += [f"SecantusDB process {pid}" for pid in self.mongo.started_pids if _pid_alive(pid)]
+        if self.function_host is not None:
+            found += [f"rotation function worker {pid}" for pid in self.function_host.started_pids if _pid_alive(pid)]
         if self.secretsmanager.running:
             found.append(f"moto Secrets Manager on port {self.secretsmanager.port}")
         if self._owns_work_dir and self.work_dir.exists():
@@ -730,6 +748,24 @@ class EmbeddedStack:
 
         handler = self._rotation_handler or _default_rotation_handler(self.secretsmanager_client)
         register_rotation_function(self.rotation_function_arn, handler)
+        if self.rotation_functions:
+            from .functions import FunctionHost
+
+            self.function_host = FunctionHost(
+                self.rotation_functions,
+                region=self.region,
+                account_id=ACCOUNT_ID,
+                endpoint_url=self.secretsmanager.url,
+                credentials=DUMMY_AWS_ENV,
+            )
+            for function in self.rotation_functions:
+                register_rotation_function(self.function_arn(function.name), self.function_host.invoker(function.name))
+
+    def function_arn(self, name: str) -> str:
+        """The Lambda ARN of a registered rotation function."""
+        from .functions import function_arn
+
+        return function_arn(self.region, ACCOUNT_ID, name)
 
 
 def _default_rotation_handler(
@@ -740,6 +776,16 @@ def _default_rotation_handler(
 
     handler = make_handler(secretsmanager_client_factory=client_factory)
     return lambda event: handler(event, None)
+
+
+def _check_functions(functions: Sequence[RotationFunction]) -> tuple[RotationFunction, ...]:
+    names = [function.name for function in functions]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise LocalStackError(f"rotation functions {duplicates} are given twice; give each function one name")
+    if ROTATION_FUNCTION_NAME in names:
+        raise LocalStackError(f"rotation function name {ROTATION_FUNCTION_NAME!r} is the stack's own; choose another")
+    return tuple(functions)
 
 
 def _check_port(port: int, what: str) -> None:
