@@ -61,6 +61,11 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     (["local", "--region", "moon-base-one"], "is not an AWS region name"),
     (["local", "--mongodb-uri", "http://example.com"], "not a valid MongoDB connection string"),
     (["local", "--mongodb-uri", "mongodb://127.0.0.1:27017/"], "no user name and password"),
+    (["local", "--rotation-function", "my_rotation:lambda_handler"], "give NAME=module:function"),
+    (["local", "--rotation-function", "mine=m:f", "--rotation-env", "ghost=K=V"], "no rotation function 'ghost'"),
+    (["local", "--rotation-function", "mine=m:f", "--rotation-timeout", "0"], "timeout 0.0 must be seconds"),
+    (["local", "--rotation-function", "secretswitch-mongodb-rotation=m:f"], "is the stack's own"),
+    (["local", "--rotation-config", "no-such-file.toml"], "cannot read it"),
     # simulate: every range
     (["simulate", "--days", "0"], "--days 0 is out of range"),
     (["simulate", "--days", "-3"], "--days -3 is out of range"),
