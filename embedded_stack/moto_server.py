@@ -77,6 +77,7 @@ RotationInvoker = Callable[[dict[str, Any]], object]
 
 _STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 _functions: dict[str, RotationInvoker] = {}
+_retries: dict[str, int] = {}
 _functions_lock = threading.Lock()
 # Held from a request's checks until its pending version exists: two RotateSecret
 # calls can never both see "nothing in progress" and both start a rotation.
@@ -84,17 +85,25 @@ _rotation_lock = threading.Lock()
 _SCHEDULE_ATTRIBUTE = "_secretswitch_schedule"
 
 
-def register_rotation_function(function_arn: str, invoker: RotationInvoker) -> None:
-    """Route Secrets Manager's invocations of ``function_arn`` to ``invoker``."""
+def register_rotation_function(function_arn: str, invoker: RotationInvoker, *, retries: int | None = None) -> None:
+    """Route Secrets Manager's invocations of ``function_arn`` to ``invoker``.
+
+    Args:
+        retries: how many times a failed rotation is run again from createSecret
+            (same token), as AWS retries one; ``None`` keeps the current setting (0 at first).
+    """
     _install_patches()
     with _functions_lock:
         _functions[function_arn] = invoker
+        if retries is not None:
+            _retries[function_arn] = retries
 
 
 def unregister_rotation_function(function_arn: str) -> None:
     """Forget a function registered with :func:`register_rotation_function`."""
     with _functions_lock:
         _functions.pop(function_arn, None)
+        _retries.pop(function_arn, None)
 
 
 def _invoker(function_arn: str) -> RotationInvoker | None:
@@ -214,20 +223,24 @@ def _rotate_secret(
 
     # 3. The steps, one at a time, outside the lock (the function calls this server back).
     rotation_token = str(uuid.uuid4())
+    with _functions_lock:
+        attempts = 1 + _retries.get(function_arn, 0)
     try:
-        for step in steps:
-            event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": token, "RotationToken": rotation_token}
+        for attempt in range(1, attempts + 1):
             try:
-                invoker(event)
-            except Exception as exc:
-                # Our handler's messages never carry a secret value (see rotation_lambda); a worker's
-                # failure comes as Lambda reports it (errorType: errorMessage).
-                error_type = getattr(exc, "error_type", None) or type(exc).__name__
-                message = getattr(exc, "error_message", None) or str(exc)
-                _log.warning("RotateSecret: secret %s token %s: %s failed (%s)", secret.name, token, step, error_type)
-                raise InvalidRequestException(
-                    f"Rotation step {step} failed for token {token}: {error_type}: {message}"
-                ) from exc
+                _run_steps(invoker, steps, secret, token, rotation_token)
+                break
+            except InvalidRequestException:
+                if attempt == attempts:
+                    raise
+                # AWS: "If any rotation step fails, Secrets Manager retries the entire rotation process".
+                _log.warning(
+                    "RotateSecret: secret %s token %s: retrying the rotation (attempt %d of %d)",
+                    secret.name,
+                    token,
+                    attempt + 1,
+                    attempts,
+                )
     finally:
         if test_only:
             secret.versions.pop(token, None)
@@ -238,6 +251,25 @@ def _rotate_secret(
         if current_schedule is not None:
             _set_schedule(secret, current_schedule, now)
     return str(secret.to_short_dict(version_id=token))
+
+
+def _run_steps(invoker: RotationInvoker, steps: tuple[str, ...], secret: Any, token: str, rotation_token: str) -> None:
+    """Invoke the steps in order; the first failure is raised as AWS's error, naming the step."""
+    from moto.secretsmanager.exceptions import InvalidRequestException
+
+    for step in steps:
+        event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": token, "RotationToken": rotation_token}
+        try:
+            invoker(event)
+        except Exception as exc:
+            # Our handler's messages never carry a secret value (see rotation_lambda); a worker's
+            # failure comes as Lambda reports it (errorType: errorMessage).
+            error_type = getattr(exc, "error_type", None) or type(exc).__name__
+            message = getattr(exc, "error_message", None) or str(exc)
+            _log.warning("RotateSecret: secret %s token %s: %s failed (%s)", secret.name, token, step, error_type)
+            raise InvalidRequestException(
+                f"Rotation step {step} failed for token {token}: {error_type}: {message}"
+            ) from exc
 
 
 def _install_patches() -> None:

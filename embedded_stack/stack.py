@@ -386,6 +386,9 @@ class EmbeddedStack:
         rotation_functions: more rotation functions, each run in a worker
             process under ``arn:aws:lambda:<region>:<account>:function:<name>``
             (see :mod:`embedded_stack.functions`).
+        rotation_retries: how many times a failed rotation is run again from
+            createSecret with the same token, as AWS retries one (0 to 10; 0 by
+            default: the steps run during the call, see docs/emulator.md).
 
     Raises:
         LocalStackError: an argument cannot work (a port out of range, a bad
@@ -406,6 +409,7 @@ class EmbeddedStack:
         mongodb_uri: str | None = None,
         layout: str = "stack",
         rotation_functions: Sequence[RotationFunction] = (),
+        rotation_retries: int = 0,
     ) -> None:
         from .moto_server import MotoSecretsManagerServer
 
@@ -441,6 +445,7 @@ class EmbeddedStack:
         self.rotation_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{ROTATION_FUNCTION_NAME}"
         self._rotation_handler = rotation_handler
         self.rotation_functions = _check_functions(rotation_functions)
+        self.rotation_retries = _check_retries(rotation_retries)
         self.function_host: FunctionHost | None = None
         """The worker processes of ``rotation_functions`` (made by :meth:`start`)."""
         self._info: StackInfo | None = None
@@ -747,7 +752,7 @@ class EmbeddedStack:
         from .moto_server import register_rotation_function
 
         handler = self._rotation_handler or _default_rotation_handler(self.secretsmanager_client)
-        register_rotation_function(self.rotation_function_arn, handler)
+        register_rotation_function(self.rotation_function_arn, handler, retries=self.rotation_retries)
         if self.rotation_functions:
             from .functions import FunctionHost
 
@@ -759,7 +764,11 @@ class EmbeddedStack:
                 credentials=DUMMY_AWS_ENV,
             )
             for function in self.rotation_functions:
-                register_rotation_function(self.function_arn(function.name), self.function_host.invoker(function.name))
+                register_rotation_function(
+                    self.function_arn(function.name),
+                    self.function_host.invoker(function.name),
+                    retries=self.rotation_retries,
+                )
 
     def function_arn(self, name: str) -> str:
         """The Lambda ARN of a registered rotation function."""
@@ -786,6 +795,12 @@ def _check_functions(functions: Sequence[RotationFunction]) -> tuple[RotationFun
     if ROTATION_FUNCTION_NAME in names:
         raise LocalStackError(f"rotation function name {ROTATION_FUNCTION_NAME!r} is the stack's own; choose another")
     return tuple(functions)
+
+
+def _check_retries(retries: int) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise LocalStackError(f"rotation retries {retries!r} must be a whole number from 0 to 10")
+    return retries
 
 
 def _check_port(port: int, what: str) -> None:

@@ -102,6 +102,13 @@ def _add_function_options(parser: Any) -> None:
         metavar="SECONDS",
         help="how long a step may run before it is stopped, as Lambda's timeout (default: 30)",
     )
+    group.add_argument(
+        "--rotation-retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run a failed rotation again from createSecret N times, as AWS retries one (default: 0)",
+    )
 
 
 def _functions(args: argparse.Namespace) -> list[Any]:
@@ -127,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         mongodb_uri=args.mongodb_uri or os.environ.get("MONGODB_URI") or None,
         layout="aws" if getattr(args, "aws_layout", False) else "stack",
         rotation_functions=_functions(args),
+        rotation_retries=getattr(args, "rotation_retries", 0),
     )
     stop_on_signals()
     interrupted = ready = False

@@ -12,7 +12,9 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["echo_handler", "exiting_handler", "hanging_handler"]
+__all__ = ["echo_handler", "exiting_handler", "flaky_handler", "hanging_handler"]
+
+_failed_once: set[tuple[str, str]] = set()
 
 
 def exiting_handler(event: dict[str, Any], context: Any) -> None:
@@ -41,3 +43,14 @@ def echo_handler(event: dict[str, Any], context: Any) -> None:
     }
     print("echo", seen)
     raise RuntimeError(repr(seen))
+
+
+def flaky_handler(event: dict[str, Any], context: Any) -> None:
+    """The third-party function, but its first setSecret of each token fails (a network blip, say)."""
+    from tests.integration.thirdparty_rotation import lambda_handler
+
+    key = (event["ClientRequestToken"], event["Step"])
+    if event["Step"] == "setSecret" and key not in _failed_once:
+        _failed_once.add(key)
+        raise ConnectionError("simulated network blip in setSecret")
+    lambda_handler(event, context)

@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from pymongo.errors import OperationFailure
 
 from secretswitch.embedded_stack.functions import RotationFunction
+from secretswitch.embedded_stack.moto_server import register_rotation_function
 from secretswitch.embedded_stack.stack import EmbeddedStack
 
 REGION = "us-east-2"
@@ -43,6 +44,7 @@ FUNCTIONS = [
         environment={"ROTATION_TEMPLATE_MODULE": "tests.integration.pymongo3_style_rotation"},
     ),
     RotationFunction("pymongo3-unshimmed", "tests.integration.pymongo3_style_rotation:lambda_handler"),
+    RotationFunction("flaky", f"{MISBEHAVING}:flaky_handler"),
 ]
 STEP_FAILED = "Rotation step createSecret failed"
 REPO = Path(__file__).resolve().parents[2]
@@ -365,3 +367,26 @@ def test_secretswitch_local_registers_functions_from_the_command_line(tmp_path: 
     assert seen["greeting"] == "from-the-command-line"
     assert process.returncode == 0, err
     assert "every process started was ended" in err
+
+
+def test_with_retries_a_failed_rotation_runs_again_from_createsecret_as_aws_retries_it(
+    sm: Any, estack: EmbeddedStack, own_password_role: str
+) -> None:
+    """AWS retries the whole rotation when a step fails: createSecret must then find its own pending value."""
+    arn = estack.function_arn("flaky")
+    host = estack.function_host
+    assert host is not None
+    without = _single_user_secret(estack, sm, own_password_role, "flaky_once")
+    with pytest.raises(ClientError, match=r"setSecret failed .*ConnectionError: simulated network blip"):
+        sm.rotate_secret(SecretId="flaky_once", RotationLambdaARN=arn)
+    with estack.mongo_client("flaky_once", without) as client:
+        client.admin.command("ping")  # nothing changed in the database
+
+    register_rotation_function(arn, host.invoker("flaky"), retries=1)  # EmbeddedStack(rotation_retries=1)
+    try:
+        password = _single_user_secret(estack, sm, own_password_role, "flaky_retried")
+        version = sm.rotate_secret(SecretId="flaky_retried", RotationLambdaARN=arn)["VersionId"]
+    finally:
+        register_rotation_function(arn, host.invoker("flaky"), retries=0)
+    assert sm.get_secret_value(SecretId="flaky_retried")["VersionId"] == version
+    _logs_in_only_with_the_new_password(estack, sm, "flaky_retried", password)
