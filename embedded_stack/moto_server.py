@@ -22,11 +22,19 @@ upgrade breaks one file. What we rely on, and why:
   one step at a time, with the event Secrets Manager sends (``Step``, the
   secret's ARN as ``SecretId``, ``ClientRequestToken``, ``RotationToken``).
   moto cannot run Lambda code without Docker; the function ARN is routed to a
-  Python callable registered with :func:`register_rotation_function`.
+  Python callable registered with :func:`register_rotation_function`: the
+  stack's own function in this process, or any user's function in a worker
+  process (:mod:`embedded_stack.functions`) — one code path for both.
 * Unlike AWS, the steps run *during* the call (AWS runs them asynchronously
   after it returns), so a failing step is reported to the caller as an
-  ``InvalidRequestException`` naming the step (HTTP 400, which botocore does
-  not retry); the versions stay as a Lambda that failed there leaves them.
+  ``InvalidRequestException`` naming the step and Lambda's ``errorType``
+  (HTTP 400, which botocore does not retry); the versions stay as a Lambda
+  that failed there leaves them. AWS retries a failed rotation "multiple
+  times"; here ``retries`` (0 by default) runs it again from createSecret with
+  the same token, so that a call stays as short as one attempt.
+* Seven smaller differences of moto's API from AWS's documentation
+  (``ListSecretVersionIds``, ``DescribeSecret``, ``CancelRotateSecret``,
+  ``GetSecretValue``) are fixed in :func:`_install_api_fixes`, listed there.
 * moto's ``UpdateSecretVersionStage`` moves the ``AWSCURRENT`` label but not
   the secret's internal default version, which answers a ``GetSecretValue``
   without a stage and ``DescribeSecret``; on AWS the default *is*
