@@ -26,7 +26,8 @@ import pytest
 from botocore.exceptions import ClientError
 from pymongo.errors import OperationFailure
 
-from secretswitch.embedded_stack.functions import RotationFunction
+from secretswitch.embedded_stack.errors import FunctionInvocationError
+from secretswitch.embedded_stack.functions import FunctionHost, RotationFunction
 from secretswitch.embedded_stack.moto_server import register_rotation_function
 from secretswitch.embedded_stack.stack import EmbeddedStack
 
@@ -51,8 +52,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def estack() -> Iterator[EmbeddedStack]:
-    with EmbeddedStack(region=REGION, rotation_functions=FUNCTIONS) as running:
+def estack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    own = tmp_path_factory.mktemp("own-packages")
+    (own / "pymongo").mkdir()
+    (own / "pymongo" / "__init__.py").write_text('version = "3.13.0-of-the-function"\n')
+    (own / "own_pymongo_rotation.py").write_text(
+        "import pymongo\n\n\ndef lambda_handler(event, context):\n"
+        "    raise RuntimeError('pymongo ' + pymongo.version + ' at ' + pymongo.__file__)\n"
+    )
+    own_function = RotationFunction(
+        "ownpymongo", "own_pymongo_rotation:lambda_handler", path=(str(own),), python=sys.executable
+    )
+    with EmbeddedStack(region=REGION, rotation_functions=[*FUNCTIONS, own_function]) as running:
         yield running
     assert running.leftovers() == [], "every worker process is stopped with the stack"
 
@@ -390,3 +401,47 @@ def test_with_retries_a_failed_rotation_runs_again_from_createsecret_as_aws_retr
         register_rotation_function(arn, host.invoker("flaky"), retries=0)
     assert sm.get_secret_value(SecretId="flaky_retried")["VersionId"] == version
     _logs_in_only_with_the_new_password(estack, sm, "flaky_retried", password)
+
+
+def test_a_function_imports_its_own_packages_and_the_stack_keeps_its_own(sm: Any, estack: EmbeddedStack) -> None:
+    import pymongo
+
+    sm.create_secret(Name="own-packages", SecretString=json.dumps({"n": 1}))
+    with pytest.raises(ClientError) as failed:
+        sm.rotate_secret(SecretId="own-packages", RotationLambdaARN=estack.function_arn("ownpymongo"))
+    assert "RuntimeError: pymongo 3.13.0-of-the-function at " in str(failed.value)
+    assert pymongo.version.startswith("4."), "the stack's process never saw the function's pymongo"
+    sm.rotate_secret(SecretId=estack.app_secret_id)  # and the stack's own function still uses PyMongo 4
+
+
+def test_a_worker_stays_warm_across_invocations_and_stops_with_its_host() -> None:
+    """As a Lambda execution environment: reused after a handled error, replaced after an exit, gone at stop."""
+    host = FunctionHost(
+        [
+            RotationFunction("echo", f"{MISBEHAVING}:echo_handler"),
+            RotationFunction("exits", f"{MISBEHAVING}:exiting_handler"),
+        ],
+        region=REGION,
+        account_id="123456789012",
+        endpoint_url="http://127.0.0.1:9",
+        credentials={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    )
+    try:
+        pids = []
+        for _ in range(2):
+            with pytest.raises(FunctionInvocationError) as echoed:
+                host.invoke("echo", {"Step": "createSecret"})
+            assert echoed.value.error_type == "RuntimeError"
+            pids.append(ast.literal_eval(echoed.value.error_message)["pid"])
+        assert pids[0] == pids[1], "the same worker answered both"
+        for _ in range(2):
+            with pytest.raises(FunctionInvocationError) as exited:
+                host.invoke("exits", {"Step": "createSecret"})
+            assert exited.value.error_type == "Runtime.ExitError"
+        assert len(host.started_pids) == 3, "an exited worker is replaced, a warm one is not"
+        assert host.live_pids() == [pids[0]]
+    finally:
+        host.stop()
+    assert not any(_alive(pid) for pid in host.started_pids)
+    with pytest.raises(FunctionInvocationError, match="stopping"):
+        host.invoke("echo", {"Step": "createSecret"})
