@@ -436,7 +436,13 @@ class FunctionHost:
                 if worker.alive():
                     return worker
                 self._live.discard(worker)
-            worker = _Worker(function, self.environment(function))
+            try:
+                worker = _Worker(function, self.environment(function))
+            except OSError as exc:
+                raise FunctionInvocationError(
+                    "Runtime.InvalidEntrypoint",
+                    f"cannot start {function.python or sys.executable!r} for function {function.name}: {exc.strerror}",
+                ) from exc
             self._live.add(worker)
             self.started_pids.append(worker.pid)
         _log.info("rotation function %s: worker pid %s started", function.name, worker.pid)

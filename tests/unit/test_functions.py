@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from secretswitch.embedded_stack.errors import LocalStackError
+from secretswitch.embedded_stack.errors import FunctionInvocationError, LocalStackError
 from secretswitch.embedded_stack.functions import (
     DEFAULT_TIMEOUT,
     FunctionHost,
@@ -159,3 +159,17 @@ def test_the_worker_environment_points_at_the_stack_and_never_at_the_callers_aws
     assert environment["AWS_LAMBDA_FUNCTION_TIMEOUT"] == "7"
     assert environment["SECRETSWITCH_FUNCTION_ARN"] == function_arn("eu-west-1", "123456789012", "mine")
     assert function_arn("eu-west-1", "123456789012", "mine") == "arn:aws:lambda:eu-west-1:123456789012:function:mine"
+
+
+def test_an_interpreter_that_does_not_exist_is_reported_as_lambda_reports_a_bad_entrypoint() -> None:
+    host = FunctionHost(
+        [RotationFunction("mine", "mod:fn", python="/no/such/python")],
+        region="eu-west-1",
+        account_id="123456789012",
+        endpoint_url="http://127.0.0.1:9",
+        credentials={},
+    )
+    with pytest.raises(FunctionInvocationError, match="cannot start '/no/such/python' for function mine") as failed:
+        host.invoke("mine", {"Step": "createSecret"})
+    assert failed.value.error_type == "Runtime.InvalidEntrypoint"
+    assert host.started_pids == []
