@@ -450,3 +450,34 @@ def test_a_worker_stays_warm_across_invocations_and_stops_with_its_host() -> Non
     assert not any(_alive(pid) for pid in host.started_pids)
     with pytest.raises(FunctionInvocationError, match="stopping"):
         host.invoke("echo", {"Step": "createSecret"})
+
+
+def test_rotate_immediately_false_runs_only_the_functions_testsecret_on_a_copy(
+    sm: Any, estack: EmbeddedStack, own_password_role: str
+) -> None:
+    """AWS tests the configuration: testSecret on a pending copy of AWSCURRENT, then removes it."""
+    password = _single_user_secret(estack, sm, own_password_role, "later_user")
+    before = sm.describe_secret(SecretId="later_user")["VersionIdsToStages"]
+    sm.rotate_secret(
+        SecretId="later_user",
+        RotationLambdaARN=estack.function_arn("thirdparty"),
+        RotationRules={"ScheduleExpression": "rate(10 days)", "Duration": "3h"},
+        RotateImmediately=False,
+    )
+    described = sm.describe_secret(SecretId="later_user")
+    assert described["VersionIdsToStages"] == before, "no version left behind"
+    assert described["RotationRules"] == {
+        "AutomaticallyAfterDays": 10,
+        "ScheduleExpression": "rate(10 days)",
+        "Duration": "3h",
+    }
+    assert described["RotationEnabled"] is True
+    with estack.mongo_client("later_user", password) as client:
+        client.admin.command("ping")  # the password did not change
+
+    sm.create_secret(Name="later_echo", SecretString=json.dumps({"n": 1}))
+    with pytest.raises(ClientError, match="Rotation step testSecret failed") as echoed:
+        sm.rotate_secret(SecretId="later_echo", RotationLambdaARN=estack.function_arn("echo"), RotateImmediately=False)
+    seen = ast.literal_eval(str(echoed.value.response["Error"]["Message"]).split("RuntimeError: ", 1)[1])
+    assert seen["event"]["Step"] == "testSecret", "the only step invoked"
+    assert list(sm.describe_secret(SecretId="later_echo")["VersionIdsToStages"].values()) == [["AWSCURRENT"]]
