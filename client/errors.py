@@ -17,8 +17,10 @@ name the secret id, the field, the user, the version and the stage.
     │   └── AuthenticationError   MongoDB refused the credentials (code 18/8000)
     ├── RotationError             a rotation step refused or failed
     │                             (rotation_lambda.errors, shipped in the function's zip)
-    └── LocalStackError           an embedded server did not start or stop
-                                  (embedded_stack.errors)
+    ├── LocalStackError           an embedded server did not start or stop
+    │                             (embedded_stack.errors)
+    └── FunctionInvocationError   a rotation function on the local stack failed one
+                                  invocation, as Lambda reports it (embedded_stack.errors)
 
 The client defines the base and the errors an application meets; the two
 others live next to the code that raises them, so the client never imports

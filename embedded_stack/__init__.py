@@ -7,13 +7,16 @@ operator's rotation tools; nothing below imports it.
 
 Modules: ``stack`` (the two servers and their provisioning), ``moto_server``
 (moto's HTTP server with AWS's ``RotateSecret`` contract), ``contract`` (that
-contract's pure rules), ``faults`` (a rotation killed between steps),
-``signals`` (Ctrl-C never cuts a start or a stop in two), ``errors``.
+contract's pure rules), ``functions`` (any rotation function, run by
+``worker`` in a process of its own; docs/emulator.md), ``pymongo4_shim`` (AWS's
+MongoDB templates under PyMongo 4), ``faults`` (a rotation killed between
+steps), ``signals`` (Ctrl-C never cuts a start or a stop in two), ``errors``.
 """
 
 from __future__ import annotations
 
-from .errors import LocalStackError
+from .errors import FunctionInvocationError, LocalStackError
+from .functions import RotationFunction
 from .stack import (
     ADMIN_URI_ENV,
     APP_DATABASE,
@@ -35,7 +38,9 @@ __all__ = [
     "DUMMY_AWS_ENV",
     "SECRET_LAYOUTS",
     "EmbeddedStack",
+    "FunctionInvocationError",
     "LocalStackError",
+    "RotationFunction",
     "SecantusServer",
     "StackInfo",
     "free_port",

@@ -22,11 +22,19 @@ upgrade breaks one file. What we rely on, and why:
   one step at a time, with the event Secrets Manager sends (``Step``, the
   secret's ARN as ``SecretId``, ``ClientRequestToken``, ``RotationToken``).
   moto cannot run Lambda code without Docker; the function ARN is routed to a
-  Python callable registered with :func:`register_rotation_function`.
+  Python callable registered with :func:`register_rotation_function`: the
+  stack's own function in this process, or any user's function in a worker
+  process (:mod:`embedded_stack.functions`) — one code path for both.
 * Unlike AWS, the steps run *during* the call (AWS runs them asynchronously
   after it returns), so a failing step is reported to the caller as an
-  ``InvalidRequestException`` naming the step (HTTP 400, which botocore does
-  not retry); the versions stay as a Lambda that failed there leaves them.
+  ``InvalidRequestException`` naming the step and Lambda's ``errorType``
+  (HTTP 400, which botocore does not retry); the versions stay as a Lambda
+  that failed there leaves them. AWS retries a failed rotation "multiple
+  times"; here ``retries`` (0 by default) runs it again from createSecret with
+  the same token, so that a call stays as short as one attempt.
+* Seven smaller differences of moto's API from AWS's documentation
+  (``ListSecretVersionIds``, ``DescribeSecret``, ``CancelRotateSecret``,
+  ``GetSecretValue``) are fixed in :func:`_install_api_fixes`, listed there.
 * moto's ``UpdateSecretVersionStage`` moves the ``AWSCURRENT`` label but not
   the secret's internal default version, which answers a ``GetSecretValue``
   without a stage and ``DescribeSecret``; on AWS the default *is*
@@ -79,6 +87,7 @@ RotationInvoker = Callable[[dict[str, Any]], object]
 
 _STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 _functions: dict[str, RotationInvoker] = {}
+_retries: dict[str, int] = {}
 _functions_lock = threading.Lock()
 # Held from a request's checks until its pending version exists: two RotateSecret
 # calls can never both see "nothing in progress" and both start a rotation.
@@ -86,17 +95,25 @@ _rotation_lock = threading.Lock()
 _SCHEDULE_ATTRIBUTE = "_secretswitch_schedule"
 
 
-def register_rotation_function(function_arn: str, invoker: RotationInvoker) -> None:
-    """Route Secrets Manager's invocations of ``function_arn`` to ``invoker``."""
+def register_rotation_function(function_arn: str, invoker: RotationInvoker, *, retries: int | None = None) -> None:
+    """Route Secrets Manager's invocations of ``function_arn`` to ``invoker``.
+
+    Args:
+        retries: how many times a failed rotation is run again from createSecret
+            (same token), as AWS retries one; ``None`` keeps the current setting (0 at first).
+    """
     _install_patches()
     with _functions_lock:
         _functions[function_arn] = invoker
+        if retries is not None:
+            _retries[function_arn] = retries
 
 
 def unregister_rotation_function(function_arn: str) -> None:
     """Forget a function registered with :func:`register_rotation_function`."""
     with _functions_lock:
         _functions.pop(function_arn, None)
+        _retries.pop(function_arn, None)
 
 
 def _invoker(function_arn: str) -> RotationInvoker | None:
@@ -216,16 +233,24 @@ def _rotate_secret(
 
     # 3. The steps, one at a time, outside the lock (the function calls this server back).
     rotation_token = str(uuid.uuid4())
+    with _functions_lock:
+        attempts = 1 + _retries.get(function_arn, 0)
     try:
-        for step in steps:
-            event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": token, "RotationToken": rotation_token}
+        for attempt in range(1, attempts + 1):
             try:
-                invoker(event)
-            except Exception as exc:
-                # The handler's messages never carry a secret value (see rotation_lambda).
-                raise InvalidRequestException(
-                    f"Rotation step {step} failed for token {token}: {type(exc).__name__}: {exc}"
-                ) from exc
+                _run_steps(invoker, steps, secret, token, rotation_token)
+                break
+            except InvalidRequestException:
+                if attempt == attempts:
+                    raise
+                # AWS: "If any rotation step fails, Secrets Manager retries the entire rotation process".
+                _log.warning(
+                    "RotateSecret: secret %s token %s: retrying the rotation (attempt %d of %d)",
+                    secret.name,
+                    token,
+                    attempt + 1,
+                    attempts,
+                )
     finally:
         if test_only:
             secret.versions.pop(token, None)
@@ -236,6 +261,25 @@ def _rotate_secret(
         if current_schedule is not None:
             _set_schedule(secret, current_schedule, now)
     return str(secret.to_short_dict(version_id=token))
+
+
+def _run_steps(invoker: RotationInvoker, steps: tuple[str, ...], secret: Any, token: str, rotation_token: str) -> None:
+    """Invoke the steps in order; the first failure is raised as AWS's error, naming the step."""
+    from moto.secretsmanager.exceptions import InvalidRequestException
+
+    for step in steps:
+        event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": token, "RotationToken": rotation_token}
+        try:
+            invoker(event)
+        except Exception as exc:
+            # Our handler's messages never carry a secret value (see rotation_lambda); a worker's
+            # failure comes as Lambda reports it (errorType: errorMessage).
+            error_type = getattr(exc, "error_type", None) or type(exc).__name__
+            message = getattr(exc, "error_message", None) or str(exc)
+            _log.warning("RotateSecret: secret %s token %s: %s failed (%s)", secret.name, token, step, error_type)
+            raise InvalidRequestException(
+                f"Rotation step {step} failed for token {token}: {error_type}: {message}"
+            ) from exc
 
 
 def _install_patches() -> None:
@@ -281,6 +325,128 @@ def _install_patches() -> None:
     SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage
     SecretsManagerBackend.rotate_secret = _rotate_secret
     FakeSecret.to_dict = to_dict
+    _install_api_fixes()
+
+
+# -- the API as AWS documents it, where moto differs -------------------------------------------
+#
+# One place for every difference found by running AWS's own templates and the AWS CLI against
+# moto (issue 24; docs/emulator.md has the table):
+#  1. ListSecretVersionIds hides versions without staging labels unless IncludeDeprecated;
+#  2. it lists only versions that hold a value;
+#  3. CreatedDate is the version's creation, LastAccessedDate the day of its last GetSecretValue
+#     (omitted if never read), not the time of the call;
+#  4. DescribeSecret's VersionIdsToStages lists only versions that have a label;
+#  5. ListSecretVersionIds' ARN is the secret's ARN, NextToken appears only when there is more;
+#  6. CancelRotateSecret's VersionId is the version the rotation in progress created;
+#  7. GetSecretValue of a valueless version names what was asked (VersionId or staging label).
+
+_ACCESSED = "_secretswitch_last_accessed"
+
+
+def _has_value(version: dict[str, Any]) -> bool:
+    return "secret_string" in version or "secret_binary" in version
+
+
+def _day(now: float) -> int:
+    """AWS reports LastAccessedDate at the resolution of a day (UTC midnight)."""
+    return int(now // 86400 * 86400)
+
+
+def _install_api_fixes() -> None:
+    from moto.secretsmanager.exceptions import (
+        InvalidParameterException,
+        ResourceNotFoundException,
+        SecretHasNoValueException,
+        SecretNotFoundException,
+    )
+    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+    from moto.secretsmanager.responses import SecretsManagerResponse
+
+    original_get = SecretsManagerBackend.get_secret_value
+    original_cancel = SecretsManagerBackend.cancel_rotate_secret
+    patched_to_dict = FakeSecret.to_dict
+
+    def get_secret_value(
+        backend: Any, secret_id: str, version_id: str | None, version_stage: str | None
+    ) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = original_get(backend, secret_id, version_id, version_stage)
+        except SecretHasNoValueException as exc:  # item 7
+            what = f"staging label: {version_stage}" if version_stage else f"VersionId: {version_id or AWSCURRENT}"
+            message = f"Secrets Manager can't find the specified secret value for {what}"
+            raise ResourceNotFoundException(message) from exc
+        now = time.time()
+        secret = backend.secrets[secret_id]
+        version = secret.versions.get(response["VersionId"])
+        if version is not None:  # item 3
+            version[_ACCESSED] = _day(now)
+            setattr(secret, _ACCESSED, _day(now))
+        return response
+
+    def cancel_rotate_secret(backend: Any, secret_id: str) -> str:
+        original_cancel(backend, secret_id)  # its checks, and rotation off
+        secret = backend.secrets[secret_id]
+        document: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name}
+        in_progress = [  # item 6
+            version_id
+            for version_id, version in secret.versions.items()
+            if AWSPENDING in version["version_stages"] and AWSCURRENT not in version["version_stages"]
+        ]
+        if in_progress:
+            document["VersionId"] = in_progress[0]
+        return json.dumps(document)
+
+    def to_dict(secret: Any) -> dict[str, Any]:
+        document: dict[str, Any] = patched_to_dict(secret)
+        for key in ("VersionIdsToStages", "SecretVersionsToStages"):  # item 4
+            if key in document:
+                document[key] = {v: stages for v, stages in document[key].items() if stages}
+        accessed = getattr(secret, _ACCESSED, None)
+        if accessed is not None:
+            document["LastAccessedDate"] = accessed
+        elif document.get("LastAccessedDate") is None:
+            document.pop("LastAccessedDate", None)
+        return document
+
+    def list_secret_version_ids(response: Any) -> str:  # items 1, 2, 3, 5
+        secret_id = response._get_param("SecretId", if_none="")
+        include_deprecated = bool(response._get_bool_param("IncludeDeprecated", False))
+        max_results = response._get_int_param("MaxResults")
+        next_token = response._get_param("NextToken")
+        backend = response.backend
+        if not backend._is_valid_identifier(secret_id):
+            raise SecretNotFoundException()
+        secret = backend.secrets[secret_id]
+        entries = []
+        for version_id, version in secret.versions.items():
+            if not _has_value(version) or not (version["version_stages"] or include_deprecated):
+                continue
+            entry: dict[str, Any] = {
+                "VersionId": version_id,
+                "VersionStages": list(version["version_stages"]),
+                "CreatedDate": version["createdate"],
+            }
+            if version.get(_ACCESSED) is not None:
+                entry["LastAccessedDate"] = version[_ACCESSED]
+            entries.append(entry)
+        start = 0
+        if next_token:
+            if not str(next_token).isdigit() or int(next_token) > len(entries):
+                raise InvalidParameterException("The NextToken value is not valid; use one from a previous response")
+            start = int(next_token)
+        if max_results is not None and not 1 <= max_results <= 100:
+            raise InvalidParameterException("MaxResults must be from 1 to 100")
+        end = len(entries) if max_results is None else min(len(entries), start + max_results)
+        document: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name, "Versions": entries[start:end]}
+        if end < len(entries):
+            document["NextToken"] = str(end)
+        return json.dumps(document)
+
+    SecretsManagerBackend.get_secret_value = get_secret_value
+    SecretsManagerBackend.cancel_rotate_secret = cancel_rotate_secret
+    FakeSecret.to_dict = to_dict
+    SecretsManagerResponse.list_secret_version_ids = list_secret_version_ids
 
 
 class MotoSecretsManagerServer:

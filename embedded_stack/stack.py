@@ -54,7 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -68,6 +68,8 @@ from .signals import signals_deferred
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from pymongo import MongoClient
+
+    from .functions import FunctionHost, RotationFunction
 
 __all__ = [
     "ADMIN_URI_ENV",
@@ -335,6 +337,8 @@ class StackInfo:
     admin_password: str = field(default="", repr=False)
     app_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
     min_rotation_gap: float | None = None
+    rotation_functions: Mapping[str, str] = field(default_factory=dict)
+    """Registered rotation functions: name -> Lambda ARN (see :mod:`embedded_stack.functions`)."""
 
     def environment(self) -> dict[str, str]:
         """The variables that point boto3 and an application at this stack.
@@ -387,6 +391,12 @@ class EmbeddedStack:
             off, so that rotating on demand keeps working.
         rotation_clock: the wall clock (epoch seconds) the stack's function
             judges the gap by; tests inject one instead of waiting days.
+        rotation_functions: more rotation functions, each run in a worker
+            process under ``arn:aws:lambda:<region>:<account>:function:<name>``
+            (see :mod:`embedded_stack.functions`).
+        rotation_retries: how many times a failed rotation is run again from
+            createSecret with the same token, as AWS retries one (0 to 10; 0 by
+            default: the steps run during the call, see docs/emulator.md).
 
     Raises:
         LocalStackError: an argument cannot work (a port out of range, a bad
@@ -408,6 +418,8 @@ class EmbeddedStack:
         layout: str = "stack",
         min_rotation_gap: float | None = None,
         rotation_clock: Callable[[], float] | None = None,
+        rotation_functions: Sequence[RotationFunction] = (),
+        rotation_retries: int = 0,
     ) -> None:
         from .moto_server import MotoSecretsManagerServer
 
@@ -446,6 +458,10 @@ class EmbeddedStack:
         self.secretsmanager = MotoSecretsManagerServer(port=secretsmanager_port)
         self.rotation_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{ROTATION_FUNCTION_NAME}"
         self._rotation_handler = rotation_handler
+        self.rotation_functions = _check_functions(rotation_functions)
+        self.rotation_retries = _check_retries(rotation_retries)
+        self.function_host: FunctionHost | None = None
+        """The worker processes of ``rotation_functions`` (made by :meth:`start`)."""
         self._info: StackInfo | None = None
         self._holds_region = False
 
@@ -514,6 +530,7 @@ class EmbeddedStack:
             admin_secret_id=self.admin_secret_id,
             admin_secret_arn=admin_arn,
             rotation_function_arn=self.rotation_function_arn,
+            rotation_functions={f.name: self.function_arn(f.name) for f in self.rotation_functions},
             admin_username=self.external_mongo.username if self.external_mongo else ADMIN_USER,
             admin_password=admin_password,
             app_passwords=app_passwords,
@@ -538,6 +555,10 @@ class EmbeddedStack:
         from .moto_server import unregister_rotation_function
 
         unregister_rotation_function(self.rotation_function_arn)
+        for function in self.rotation_functions:
+            unregister_rotation_function(self.function_arn(function.name))
+        if self.function_host is not None:
+            self.function_host.stop()
         errors: list[BaseException] = []
         stops = [self._drop_created_users, self.secretsmanager.stop]
         if self.mongo is not None:
@@ -562,6 +583,8 @@ class EmbeddedStack:
         found: list[str] = []
         if self.mongo is not None:
             found += [f"SecantusDB process {pid}" for pid in self.mongo.started_pids if _pid_alive(pid)]
+        if self.function_host is not None:
+            found += [f"rotation function worker {pid}" for pid in self.function_host.started_pids if _pid_alive(pid)]
         if self.secretsmanager.running:
             found.append(f"moto Secrets Manager on port {self.secretsmanager.port}")
         if self._owns_work_dir and self.work_dir.exists():
@@ -746,7 +769,29 @@ class EmbeddedStack:
         handler = self._rotation_handler or _default_rotation_handler(
             self.secretsmanager_client, min_rotation_gap=self.min_rotation_gap, clock=self.rotation_clock
         )
-        register_rotation_function(self.rotation_function_arn, handler)
+        register_rotation_function(self.rotation_function_arn, handler, retries=self.rotation_retries)
+        if self.rotation_functions:
+            from .functions import FunctionHost
+
+            self.function_host = FunctionHost(
+                self.rotation_functions,
+                region=self.region,
+                account_id=ACCOUNT_ID,
+                endpoint_url=self.secretsmanager.url,
+                credentials=DUMMY_AWS_ENV,
+            )
+            for function in self.rotation_functions:
+                register_rotation_function(
+                    self.function_arn(function.name),
+                    self.function_host.invoker(function.name),
+                    retries=self.rotation_retries,
+                )
+
+    def function_arn(self, name: str) -> str:
+        """The Lambda ARN of a registered rotation function."""
+        from .functions import function_arn
+
+        return function_arn(self.region, ACCOUNT_ID, name)
 
 
 def _default_rotation_handler(
@@ -764,6 +809,22 @@ def _default_rotation_handler(
     environ = ChainMap({"MIN_ROTATION_GAP": f"{min_rotation_gap or 0:g}"}, os.environ)
     handler = make_handler(secretsmanager_client_factory=client_factory, environ=environ, wall_clock=clock or time.time)
     return lambda event: handler(event, None)
+
+
+def _check_functions(functions: Sequence[RotationFunction]) -> tuple[RotationFunction, ...]:
+    names = [function.name for function in functions]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise LocalStackError(f"rotation functions {duplicates} are given twice; give each function one name")
+    if ROTATION_FUNCTION_NAME in names:
+        raise LocalStackError(f"rotation function name {ROTATION_FUNCTION_NAME!r} is the stack's own; choose another")
+    return tuple(functions)
+
+
+def _check_retries(retries: int) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise LocalStackError(f"rotation retries {retries!r} must be a whole number from 0 to 10")
+    return retries
 
 
 def _check_port(port: int, what: str) -> None:

@@ -10,6 +10,10 @@ The admin's URI is exported as ``SECRETSWITCH_ADMIN_MONGODB_URI``, not
 ``MONGODB_URI``: this command reads ``MONGODB_URI`` as "use this MongoDB", so a
 second ``local`` started from a shell with the first one's exports still
 starts a stack of its own.
+
+``--rotation-function NAME=module:function`` (with ``--rotation-env``,
+``--rotation-config``, ``--rotation-timeout``) registers more rotation
+functions under Lambda ARNs; see :mod:`embedded_stack.functions`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 __all__ = ["register"]
@@ -67,7 +72,62 @@ def register(subparsers: Any) -> None:
         help="turn the rotation guard on: refuse a rotation less than SECONDS after the last switch "
         "(default: off, so that rotating on demand works; deployed: 475200, 5.5 days)",
     )
+    _add_function_options(parser)
     parser.set_defaults(handler=run)
+
+
+def _add_function_options(parser: Any) -> None:
+    """``--rotation-function`` and friends: any rotation function on the local stack (docs/emulator.md)."""
+    group = parser.add_argument_group(
+        "rotation functions", "register your own rotation functions under Lambda ARNs (see docs/emulator.md)"
+    )
+    group.add_argument(
+        "--rotation-function",
+        action="append",
+        default=[],
+        metavar="NAME=MODULE:FUNCTION",
+        help="run this handler for RotateSecret --rotation-lambda-arn arn:aws:lambda:REGION:123456789012:function:NAME "
+        "(repeatable; imported from the current directory, in a worker process of its own)",
+    )
+    group.add_argument(
+        "--rotation-env",
+        action="append",
+        default=[],
+        metavar="NAME=KEY=VALUE",
+        help="an environment variable of function NAME (repeatable)",
+    )
+    group.add_argument(
+        "--rotation-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="functions from a TOML or JSON file ([functions.NAME] handler, environment, timeout, path, python)",
+    )
+    group.add_argument(
+        "--rotation-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a step may run before it is stopped, as Lambda's timeout (default: 30)",
+    )
+    group.add_argument(
+        "--rotation-retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run a failed rotation again from createSecret N times, as AWS retries one (default: 0)",
+    )
+
+
+def _functions(args: argparse.Namespace) -> list[Any]:
+    from secretswitch.embedded_stack.functions import rotation_functions_from_options
+
+    return rotation_functions_from_options(
+        getattr(args, "rotation_function", []),
+        getattr(args, "rotation_env", []),
+        getattr(args, "rotation_config", None),
+        getattr(args, "rotation_timeout", None),
+    )
 
 
 def _seconds(text: str) -> float:
@@ -92,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
         mongodb_uri=args.mongodb_uri or os.environ.get("MONGODB_URI") or None,
         layout="aws" if getattr(args, "aws_layout", False) else "stack",
         min_rotation_gap=getattr(args, "min_rotation_gap", None),
+        rotation_functions=_functions(args),
+        rotation_retries=getattr(args, "rotation_retries", 0),
     )
     stop_on_signals()
     interrupted = ready = False
@@ -118,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
         secret = info.app_secret_id
         print(f"# rotate with: secretswitch rotate {secret}   (then: secretswitch status {secret})")
         print(f"#   or: aws secretsmanager rotate-secret --secret-id {info.app_secret_id}")
+        for name, arn in info.rotation_functions.items():
+            print(f"# rotation function {name}: {arn}")
+            print(f"#   run it with: aws secretsmanager rotate-secret --secret-id ID --rotation-lambda-arn {arn}")
         print("# Press Ctrl-C to stop.", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:

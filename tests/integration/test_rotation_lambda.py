@@ -59,7 +59,7 @@ def rstack() -> Iterator[EmbeddedStack]:
 def _record_passwords(stack: EmbeddedStack) -> None:
     sm = stack.secretsmanager_client()
     for secret_id in (stack.info.app_secret_id, stack.info.admin_secret_id):
-        for version in sm.list_secret_version_ids(SecretId=secret_id)["Versions"]:
+        for version in sm.list_secret_version_ids(SecretId=secret_id, IncludeDeprecated=True)["Versions"]:
             try:
                 value = sm.get_secret_value(SecretId=secret_id, VersionId=version["VersionId"])
             except sm.exceptions.ResourceNotFoundException:  # an empty pending version

@@ -65,6 +65,12 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     (["local", "--mongodb-uri", "mongodb://127.0.0.1:27017/"], "no user name and password"),
     (["local", "--min-rotation-gap", "-5"], "out of range; give a number of seconds >= 0"),
     (["local", "--min-rotation-gap", "soon"], "'soon' is not a number of seconds"),
+    (["local", "--rotation-function", "my_rotation:lambda_handler"], "give NAME=module:function"),
+    (["local", "--rotation-function", "mine=m:f", "--rotation-env", "ghost=K=V"], "no rotation function 'ghost'"),
+    (["local", "--rotation-function", "mine=m:f", "--rotation-timeout", "0"], "timeout 0.0 must be seconds"),
+    (["local", "--rotation-function", "secretswitch-mongodb-rotation=m:f"], "is the stack's own"),
+    (["local", "--rotation-config", "no-such-file.toml"], "cannot read it"),
+    (["local", "--rotation-retries", "11"], "rotation retries 11 must be a whole number from 0 to 10"),
     # simulate: every range
     (["simulate", "--days", "0"], "--days 0 is out of range"),
     (["simulate", "--days", "-3"], "--days -3 is out of range"),
