@@ -8,7 +8,8 @@ operator's rotation tools; nothing below imports it.
 Modules: ``stack`` (the two servers and their provisioning), ``moto_server``
 (moto's HTTP server with AWS's ``RotateSecret`` contract), ``contract`` (that
 contract's pure rules), ``faults`` (a rotation killed between steps),
-``signals`` (Ctrl-C never cuts a start or a stop in two), ``errors``.
+``signals`` (Ctrl-C never cuts a start or a stop in two), ``tls`` (a TLS stack's CA and
+certificate), ``errors``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .stack import (
     DEFAULT_SCHEDULE,
     DUMMY_AWS_ENV,
     SECRET_LAYOUTS,
+    TLS_CA_FILE_ENV,
     EmbeddedStack,
     SecantusServer,
     StackInfo,
@@ -34,6 +36,7 @@ __all__ = [
     "DEFAULT_SCHEDULE",
     "DUMMY_AWS_ENV",
     "SECRET_LAYOUTS",
+    "TLS_CA_FILE_ENV",
     "EmbeddedStack",
     "LocalStackError",
     "SecantusServer",

@@ -36,6 +36,12 @@ may create users) no SecantusDB is started: the stack creates ``app`` and
 ``app_clone`` on that server (it refuses if they exist: it never changes a
 password it did not set), writes secrets in the connection-string format, and
 drops the users it created on exit.
+
+With ``tls=True`` (``secretswitch local --tls``) SecantusDB speaks TLS only,
+with a CA and a server certificate made for this stack in its folder
+(:mod:`embedded_stack.tls`); provisioning, the secrets (``"ssl": true`` and
+``tlsCAFile``) and every client of the stack verify the certificate and the
+host name.
 """
 
 from __future__ import annotations
@@ -69,6 +75,8 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from pymongo import MongoClient
 
+    from .tls import TlsFiles
+
 __all__ = [
     "ADMIN_URI_ENV",
     "APP_DATABASE",
@@ -76,6 +84,7 @@ __all__ = [
     "DEFAULT_SCHEDULE",
     "DUMMY_AWS_ENV",
     "SECRET_LAYOUTS",
+    "TLS_CA_FILE_ENV",
     "EmbeddedStack",
     "SecantusServer",
     "StackInfo",
@@ -95,6 +104,8 @@ SECRET_LAYOUTS = ("stack", "aws")
 ``aws`` (AWS's format with the users in ``admin``: ``dbname: admin``)."""
 DEFAULT_SCHEDULE = "rate(7 days)"
 ADMIN_URI_ENV = "SECRETSWITCH_ADMIN_MONGODB_URI"
+TLS_CA_FILE_ENV = "SECRETSWITCH_TLS_CA_FILE"
+"""Where :meth:`StackInfo.environment` names a TLS stack's CA file (the secrets' ``tlsCAFile``)."""
 """Where :meth:`StackInfo.environment` puts the admin URI: a name no tool reads as input (``MONGODB_URI`` is one)."""
 WORK_DIR_PREFIX = "secretswitch-stack-"
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
@@ -139,6 +150,7 @@ class SecantusServer:
         port: the port; ``None`` picks a free one.
         sync_on_commit: pass ``--sync-on-commit``: a write is acknowledged only
             once it is on disk, so a SIGKILL loses none (the default).
+        tls: serve TLS only, with this certificate and key (made before :meth:`start`).
     """
 
     def __init__(
@@ -149,8 +161,10 @@ class SecantusServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         sync_on_commit: bool = True,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.tls = tls
         self.log_path = log_path
         self.host = host
         self.port = port if port is not None else free_port(host)
@@ -198,6 +212,8 @@ class SecantusServer:
             command.append("--auth")
         if self.sync_on_commit:
             command.append("--sync-on-commit")
+        if self.tls is not None:
+            command += ["--tls-cert-file", str(self.tls.cert_file), "--tls-key-file", str(self.tls.key_file)]
         # Started and recorded in one piece: a Ctrl-C in between would leave a process nobody stops.
         with signals_deferred(), open(self.log_path, "ab") as log:
             # A session of its own: Ctrl-C reaches us, and we stop it in order.
@@ -334,11 +350,14 @@ class StackInfo:
     admin_username: str = ADMIN_USER
     admin_password: str = field(default="", repr=False)
     app_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+    tls_ca_file: str | None = None
+    """The CA that signed SecantusDB's certificate (a TLS stack), else ``None``."""
 
     def environment(self) -> dict[str, str]:
         """The variables that point boto3 and an application at this stack.
 
-        The admin's URI is under :data:`ADMIN_URI_ENV`, never ``MONGODB_URI``.
+        The admin's URI is under :data:`ADMIN_URI_ENV`, never ``MONGODB_URI``;
+        a TLS stack adds its CA file (:data:`TLS_CA_FILE_ENV`) and puts it in that URI.
         """
         from urllib.parse import quote_plus
 
@@ -356,7 +375,9 @@ class StackInfo:
             or (
                 f"mongodb://{quote_plus(self.admin_username)}:{quote_plus(self.admin_password)}"
                 f"@{self.mongo_host}:{self.mongo_port}/?authSource=admin"
+                + (f"&tls=true&tlsCAFile={quote_plus(self.tls_ca_file)}" if self.tls_ca_file else "")
             ),
+            **({TLS_CA_FILE_ENV: self.tls_ca_file} if self.tls_ca_file else {}),
         }
 
 
@@ -379,6 +400,8 @@ class EmbeddedStack:
             the URI) instead of starting SecantusDB.
         layout: how the application secret names its databases (see
             :data:`SECRET_LAYOUTS`).
+        tls: run SecantusDB TLS-only with a CA and certificate made for this
+            stack (not with ``mongodb_uri``: its URI carries its own TLS options).
 
     Raises:
         LocalStackError: an argument cannot work (a port out of range, a bad
@@ -398,6 +421,7 @@ class EmbeddedStack:
         work_dir: Path | None = None,
         mongodb_uri: str | None = None,
         layout: str = "stack",
+        tls: bool = False,
     ) -> None:
         from .moto_server import MotoSecretsManagerServer
 
@@ -412,6 +436,11 @@ class EmbeddedStack:
         if secretsmanager_port != 0:
             _check_port(secretsmanager_port, "Secrets Manager port")
         self.external_mongo = _ExternalMongo.parse(mongodb_uri) if mongodb_uri else None
+        if tls and self.external_mongo is not None:
+            raise LocalStackError(
+                "--tls makes a CA for the stack's own SecantusDB; with MONGODB_URI put tls=true and "
+                "tlsCAFile=... in the URI instead"
+            )
         self.region = region
         self.app_secret_id = app_secret_id
         self.admin_secret_id = admin_secret_id
@@ -421,12 +450,14 @@ class EmbeddedStack:
         self._made_work_dir = False
         # The SecantusDB process, or None when an external MongoDB is used.
         self.mongo: SecantusServer | None = None
+        self.tls = _tls_files(self.work_dir) if tls else None
         if self.external_mongo is None:
             self.mongo = SecantusServer(
                 self.work_dir / "secantus-data",
                 self.work_dir / "secantus.log",
                 port=mongo_port,
                 sync_on_commit=sync_on_commit,
+                tls=self.tls,
             )
         self._created_users: list[str] = []
         self.secretsmanager = MotoSecretsManagerServer(port=secretsmanager_port)
@@ -472,6 +503,8 @@ class EmbeddedStack:
                 _live_regions.add(self.region)
                 self._holds_region = True
                 self._make_work_dir()
+            if self.tls is not None:
+                _make_tls(self.tls)
             self.secretsmanager.start(reset_region=self.region)
             app_passwords = {user: _new_password() for user in APP_USERS}
             if self.mongo is not None:
@@ -503,6 +536,7 @@ class EmbeddedStack:
             admin_username=self.external_mongo.username if self.external_mongo else ADMIN_USER,
             admin_password=admin_password,
             app_passwords=app_passwords,
+            tls_ca_file=str(self.tls.ca_file) if self.tls is not None else None,
         )
         _log.info("embedded stack: ready")
         return self._info
@@ -595,7 +629,12 @@ class EmbeddedStack:
         if self.external_mongo is not None:
             return MongoClient(self.external_mongo.endpoint_uri, username=username, password=password, **options)
         server = self._secantus()
+        options.update(self._tls_options())
         return MongoClient(host=server.host, port=server.port, username=username, password=password, **options)
+
+    def _tls_options(self) -> dict[str, Any]:
+        """How a client reaches a TLS stack: TLS on, its CA, certificate and host name verified."""
+        return {} if self.tls is None else {"tls": True, "tlsCAFile": str(self.tls.ca_file)}
 
     def admin_client(self, **options: Any) -> MongoClient[dict[str, Any]]:
         """A pymongo client logged in as the admin (the ``mongodb_uri`` user, when given)."""
@@ -627,8 +666,9 @@ class EmbeddedStack:
 
         server = self._secantus()
         client: MongoClient[dict[str, Any]] = MongoClient(
-            host=server.host, port=server.port, directConnection=True, serverSelectionTimeoutMS=10000
-        )
+            host=server.host, port=server.port, directConnection=True, serverSelectionTimeoutMS=10000,
+            **self._tls_options(),
+        )  # fmt: skip
         with client:
             client.admin.command(
                 "createUser", ADMIN_USER, pwd=admin_password, roles=[{"role": "userAdminAnyDatabase", "db": "admin"}]
@@ -693,6 +733,8 @@ class EmbeddedStack:
         if external is None:
             host, port = self._mongo_address()
             common: dict[str, Any] = {"engine": "mongo", "host": host, "port": port, "ssl": False}
+            if self.tls is not None:
+                common.update(ssl=True, tlsCAFile=str(self.tls.ca_file))
             admin_fields = {"username": ADMIN_USER, "password": admin_password, "dbname": "admin"}
         else:
             # The connection-string format: the URI (without credentials) keeps TLS and replica-set options.
@@ -777,3 +819,21 @@ def _new_password(length: int = 32) -> str:
         password = "".join(secrets.choice(alphabet) for _ in range(length))
         if all(any(ch in group for ch in password) for group in groups):
             return password
+
+
+def _tls_files(work_dir: Path) -> TlsFiles:
+    try:
+        from .tls import TlsFiles
+    except ImportError as exc:  # cryptography comes with the local extra (moto needs it too)
+        raise LocalStackError("--tls needs the cryptography package; run `pip install 'secretswitch[local]'`") from exc
+    return TlsFiles(work_dir.absolute() / "tls")
+
+
+def _make_tls(files: TlsFiles) -> None:
+    from .tls import make_stack_tls
+
+    try:
+        make_stack_tls(files.folder)
+    except OSError as exc:
+        raise LocalStackError(f"cannot write the stack's TLS files in {files.folder}: {exc.strerror}") from exc
+    _log.info("embedded stack: TLS CA and server certificate in %s", files.folder)
