@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from secretswitch.client.errors import SecretSwitchError
 
 from .core import parse_event
-from .mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
+from .mongo import MongoClientFactory, MongoGateway, mongo_client_factory_for
 from .secretsmanager import SecretsManagerGateway
 from .steps import Rotator
 
@@ -58,16 +58,17 @@ def make_handler(
         secretsmanager_client_factory: returns a boto3 ``secretsmanager``
             client; called on the first invocation and the client reused (a
             new boto3 client costs ~50 ms). Default: from the environment.
-        mongo_client_factory: builds a ``MongoClient`` from credentials.
-        environ: the environment to read the policy from (default ``os.environ``,
-            read at each invocation).
+        mongo_client_factory: builds a ``MongoClient`` from credentials
+            (default: the secret's settings, short timeouts and ``TLS_CA_FILE``).
+        environ: the environment to read the policy and ``TLS_CA_FILE`` from
+            (default ``os.environ``, read at each invocation).
         sleep: waits between testSecret attempts.
 
     Returns:
         ``handler(event, context)``; it raises on any failure (so Secrets
         Manager sees the step fail) with a message that names what to fix.
     """
-    mongo = MongoGateway(mongo_client_factory or default_mongo_client_factory)
+    mongo = MongoGateway(mongo_client_factory or mongo_client_factory_for(environ), environ=environ)
     clients: list[SecretsManagerClient] = []  # built once, reused by warm invocations
 
     def handler(event: dict[str, Any], context: Any) -> None:
