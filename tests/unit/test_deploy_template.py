@@ -347,3 +347,18 @@ def test_todays_schedule_without_a_window_is_unsafe_for_six_days() -> None:
 def test_a_window_longer_than_a_day_is_refused(transformed: dict[str, Any]) -> None:
     with pytest.raises(AssertionError, match="RotationWindow"):
         resolve(transformed, RotationWindow="25h")
+
+
+def test_the_tls_ca_file_parameter_sets_the_functions_ca_and_nothing_by_default(transformed: dict[str, Any]) -> None:
+    """TlsCaFile becomes TLS_CA_FILE (a file in the zip or a layer); empty, the variable is not set at all."""
+    default = resolve(transformed)["RotationFunction"]["Properties"]["Environment"]["Variables"]
+    assert "TLS_CA_FILE" not in default
+    for value in ("global-bundle.pem", "certs/rds-ca.pem", "/opt/certs/global-bundle.pem"):
+        variables = resolve(transformed, TlsCaFile=value)["RotationFunction"]["Properties"]["Environment"]["Variables"]
+        assert variables["TLS_CA_FILE"] == value
+
+
+@pytest.mark.parametrize("value", ["../etc/ssl/ca.pem", "/etc/ssl/ca.pem", "certs/../../x.pem", "a b.pem"])
+def test_a_tls_ca_file_outside_the_package_or_a_layer_is_refused(transformed: dict[str, Any], value: str) -> None:
+    with pytest.raises(AssertionError, match="TlsCaFile"):
+        resolve(transformed, TlsCaFile=value)
