@@ -55,6 +55,7 @@ class DemoConfig:
         seed: seed of the workload's random choices (reproducible runs).
         layout: the embedded stack's secret layout (``stack`` or ``aws``: AWS's format, ``dbname: admin``).
         database: the application's database (external mode); ``None`` means the secret's ``dbname``.
+        tls: the embedded stack's SecantusDB speaks TLS only, with a CA made for the run.
     """
 
     rotations: int = 4
@@ -78,6 +79,7 @@ class DemoConfig:
     seed: int | None = None
     layout: str = "stack"
     database: str | None = None
+    tls: bool = False
 
     @property
     def demo_seconds_per_real_second(self) -> float:
@@ -167,6 +169,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the application's database when it is not the secret's dbname (e.g. AWS's format with dbname admin)",
     )
     external.add_argument(
+        "--tls",
+        action="store_true",
+        help="the embedded stack's SecantusDB speaks TLS only, with a CA and certificate made for the run; "
+        "everything connects with certificate and host-name verification on (docs/tls.md)",
+    )
+    external.add_argument(
         "--aws-layout",
         action="store_true",
         help="the embedded stack writes AWS's secret layout (users in admin, dbname admin) instead of "
@@ -219,6 +227,12 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
     aws_layout = bool(getattr(args, "aws_layout", False))
     if aws_layout and external:
         raise ConfigurationError("--aws-layout shapes the embedded stack's secret; it does not apply to --secret-id")
+    tls = bool(getattr(args, "tls", False))
+    if tls and (external or mongodb_uri is not None):
+        raise ConfigurationError(
+            "--tls makes a CA for the embedded stack's SecantusDB; with --secret-id or MONGODB_URI the secret "
+            "(or the URI) already says how to reach the database over TLS"
+        )
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigurationError(f"--out {args.out} exists and is not a folder; give a folder (it is created if new)")
     return DemoConfig(
@@ -242,6 +256,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
         seed=args.seed,
         layout="aws" if aws_layout else "stack",
         database=database,
+        tls=tls,
     )
 
 

@@ -110,24 +110,23 @@ def function_client_options(credentials: MongoCredentials, environ: Mapping[str,
 
 
 def function_trust(credentials: MongoCredentials, environ: Mapping[str, str] | None = None) -> str:
-    """Which CA the function trusts for ``credentials`` and how to change it (for TLS error messages)."""
+    """Which CA the function (or ``doctor``, which reads the same setting) trusts, and how to change it."""
     value = _environ(environ).get(TLS_CA_FILE_ENV, "").strip()
     if value:
         return (
-            f"the rotation function trusts the CA bundle in its {TLS_CA_FILE_ENV} ({value!r}): package the bundle "
-            "that signed the server's certificate (`secretswitch package-lambda --ca-bundle FILE`) and point "
-            f"{TLS_CA_FILE_ENV} at it"
+            f"{TLS_CA_FILE_ENV} ({value!r}) names the CA bundle trusted here: point it at the bundle that signed "
+            "the server's certificate (on Lambda: `secretswitch package-lambda --ca-bundle FILE`)"
         )
     ca_file = dict(credentials.tls_options).get("tlsCAFile")
     where = (
         f"the secret's tlsCAFile ({ca_file!r}, a path on the application's host)"
         if ca_file
-        else "the system's CA store (no tlsCAFile, no TLS_CA_FILE)"
+        else "the system's CA store only (no tlsCAFile, no TLS_CA_FILE)"
     )
     return (
-        f"the rotation function trusts {where}: set the function's {TLS_CA_FILE_ENV} to the CA bundle that "
-        "signed the server's certificate (`secretswitch package-lambda --ca-bundle FILE`; the template's "
-        "TlsCaFile; DocumentDB: global-bundle.pem)"
+        f"trusted here: {where}; set {TLS_CA_FILE_ENV} to the CA bundle that signed the server's certificate "
+        "(the rotation function's own CA setting: a file in its zip or a layer, `secretswitch package-lambda "
+        "--ca-bundle FILE`, the template's TlsCaFile; DocumentDB: global-bundle.pem)"
     )
 
 

@@ -59,6 +59,12 @@ def register(subparsers: Any) -> None:
         help="write mongodb-app in AWS's layout (users in admin, dbname admin) "
         "instead of dbname mydb + authSource admin",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="run SecantusDB TLS-only with a CA and server certificate made for this stack (docs/tls.md); "
+        "the secrets say ssl true and name the CA file, exported as SECRETSWITCH_TLS_CA_FILE",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         secretsmanager_port=args.sm_port,
         mongodb_uri=args.mongodb_uri or os.environ.get("MONGODB_URI") or None,
         layout="aws" if getattr(args, "aws_layout", False) else "stack",
+        tls=bool(getattr(args, "tls", False)),
     )
     stop_on_signals()
     interrupted = ready = False
@@ -89,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             print(f"# MongoDB from MONGODB_URI at {info.mongo_host}:{info.mongo_port}; users app, app_clone created")
+        if info.tls_ca_file:
+            print(f"# TLS only: certificate for 127.0.0.1/localhost signed by the stack's own CA {info.tls_ca_file}")
         print(f"# {info.app_secret_id}: rotation configured (the local function, rate(7 days))")
         secret = info.app_secret_id
         print(f"# rotate with: secretswitch rotate {secret}   (then: secretswitch status {secret})")

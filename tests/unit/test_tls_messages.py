@@ -177,7 +177,7 @@ def test_without_tls_ca_file_the_function_uses_the_secrets_ca_and_says_where_to_
     assert function_ca_file({}) is None
     trust = function_trust(TLS_WITH_CA, {})
     assert "the secret's tlsCAFile ('/etc/app/ca.pem', a path on the application's host)" in trust
-    assert "set the function's TLS_CA_FILE" in trust
+    assert "set TLS_CA_FILE to the CA bundle" in trust
     assert "system's CA store" in function_trust(TLS, {})
 
 
