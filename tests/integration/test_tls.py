@@ -480,3 +480,83 @@ def test_without_its_own_ca_the_function_cannot_reach_a_documentdb_secret_and_sa
     assert "not signed by a CA this side trusts" in outcome.message
     assert "system's CA store only" in outcome.message
     assert "set TLS_CA_FILE" in outcome.message
+
+
+def test_local_tls_exports_its_ca_and_status_and_doctor_work_through_it() -> None:
+    """`secretswitch local --tls` as a user runs it; the printed exports reach the TLS-only stack; Ctrl-C removes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "secretswitch", "local", "--tls"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        output = "".join(lines)
+        exports = {
+            key: value.strip().strip("'")
+            for key, value in (
+                line.removeprefix("export ").split("=", 1) for line in lines if line.startswith("export ")
+            )
+        }
+        ca_file = Path(exports[TLS_CA_FILE_ENV])
+        assert ca_file.is_file(), output
+        assert f"signed by the stack's own CA {ca_file}" in output
+        with MongoClient(exports["SECRETSWITCH_ADMIN_MONGODB_URI"], serverSelectionTimeoutMS=5000) as admin:
+            assert admin.admin.command("usersInfo", "app")["users"][0]["user"] == "app"
+        env = {**os.environ, **exports}
+        for command in (["status", "mongodb-app"], ["doctor", "mongodb-app"]):
+            result = subprocess.run(
+                [sys.executable, "-m", "secretswitch", *command], env=env, capture_output=True, text=True, timeout=60,
+                check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, (command, result.stdout, result.stderr)
+        assert "healthy" in result.stdout
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        assert not ca_file.exists()
+        assert not ca_file.parent.parent.exists()
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+
+
+def test_demo_tls_passes_with_every_write_checked_over_tls(tmp_path: Path) -> None:
+    """`secretswitch demo --tls`: rotations under load on a TLS-only stack, the final check of every write over TLS."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRETSWITCH_SECRET_ID", "MONGODB_URI")}
+    env.pop("AWS_ENDPOINT_URL_SECRETS_MANAGER", None)
+    out = tmp_path / "results"
+    result = subprocess.run(
+        [sys.executable, "-m", "secretswitch", "demo", "--tls", "--rotations", "4", "--day-seconds", "0.2",
+         "--rate", "120", "--seed", "7", "--plain", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tls"] is True
+    assert summary["ops_failed"] == 0
+    assert summary["writes_lost"] == 0
+    assert summary["writes_duplicated"] == 0
+    assert summary["writes_acknowledged"] > 0
+    assert summary["rotations"] == summary["switches"] == 4
+    assert "TLS only" in result.stdout

@@ -7,6 +7,7 @@ tests/integration/test_tls.py, which checks the same messages end to end).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
@@ -185,3 +186,25 @@ def test_a_tls_ca_file_that_is_not_in_the_package_is_a_configuration_error(tmp_p
     environ = {TLS_CA_FILE_ENV: "global-bundle.pem", "LAMBDA_TASK_ROOT": str(tmp_path)}
     with pytest.raises(ConfigurationError, match=r"TLS_CA_FILE='global-bundle.pem': .* cannot be read .*--ca-bundle"):
         function_client_options(TLS, environ)
+
+
+# -- --tls on the command line ------------------------------------------------------------
+
+
+def _demo_config(argv: list[str], environ: dict[str, str] | None = None) -> Any:
+    import argparse
+
+    from secretswitch.demo_app.config import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return config_from_args(parser.parse_args(argv), environ or {})
+
+
+def test_demo_tls_is_for_the_embedded_stack_only() -> None:
+    assert _demo_config(["--tls"]).tls is True
+    assert _demo_config([]).tls is False
+    with pytest.raises(ConfigurationError, match="--tls makes a CA for the embedded stack"):
+        _demo_config(["--tls", "--secret-id", "prod/mongodb-app"])
+    with pytest.raises(ConfigurationError, match="--tls makes a CA for the embedded stack"):
+        _demo_config(["--tls"], {"MONGODB_URI": "mongodb://admin:pw@db.example.com/"})
