@@ -104,9 +104,9 @@ SECRET_LAYOUTS = ("stack", "aws")
 ``aws`` (AWS's format with the users in ``admin``: ``dbname: admin``)."""
 DEFAULT_SCHEDULE = "rate(7 days)"
 ADMIN_URI_ENV = "SECRETSWITCH_ADMIN_MONGODB_URI"
+"""Where :meth:`StackInfo.environment` puts the admin URI: a name no tool reads as input (``MONGODB_URI`` is one)."""
 TLS_CA_FILE_ENV = "SECRETSWITCH_TLS_CA_FILE"
 """Where :meth:`StackInfo.environment` names a TLS stack's CA file (the secrets' ``tlsCAFile``)."""
-"""Where :meth:`StackInfo.environment` puts the admin URI: a name no tool reads as input (``MONGODB_URI`` is one)."""
 WORK_DIR_PREFIX = "secretswitch-stack-"
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
