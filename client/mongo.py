@@ -88,10 +88,9 @@ AsyncLoginCheck = Callable[["AsyncMongoClient[dict[str, Any]]", MongoCredentials
 # Options that belong to the secret, not to the application.
 LOGIN_OPTIONS = frozenset({"host", "port", "username", "password", "authSource", "authMechanism"})
 
-# A new client must not wait the default 30 s to learn that a server is down. The connect timeout
-# (TCP and TLS handshake) is shorter than the selection timeout so that a handshake that never ends
-# (TLS to a plaintext server) is reported as such, not as "No servers found yet".
-_DEFAULT_OPTIONS: Mapping[str, Any] = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 3000}
+# A new client must not wait the default 30 s to learn that a server is down. (A TLS handshake that
+# never ends, TLS to a plaintext server that waits, shows as "No servers found yet": tls_failure names it.)
+_DEFAULT_OPTIONS: Mapping[str, Any] = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000}
 # The files a secret (or the application's options) can name for TLS.
 _TLS_FILE_OPTIONS = ("tlsCAFile", "tlsCertificateKeyFile", "tlsCRLFile")
 
