@@ -25,6 +25,15 @@ Pure code: no boto3, no pymongo. Three secret formats are understood:
   ``username`` and ``password``: ``{"uri": "mongodb://h1,h2/?replicaSet=rs0",
   "username": "app", "password": "..."}``.
 
+Amazon DocumentDB's console writes the AWS format with ``ssl: true`` and
+``dbClusterIdentifier`` (and ``masterarn`` for a user secret). A secret is
+taken for a DocumentDB one when it has ``dbClusterIdentifier`` or a host
+under ``.docdb.amazonaws.com`` (``.docdb-elastic.amazonaws.com``, ``.cn``
+included); then ``retryWrites=false`` is applied, because DocumentDB before
+engine 8.0.2 refuses retryable writes. A ``retryWrites`` field in the secret
+(or in a ``uri``'s query) always wins, and so does the application's own
+``mongo_options={"retryWrites": ...}``.
+
 The password never appears in ``repr()``, in an error or in a log line. It is
 handed to pymongo as a keyword argument, never spliced into a URI, so any
 character works.
@@ -40,7 +49,14 @@ from typing import Any
 
 from .errors import SecretFormatError
 
-__all__ = ["DEFAULT_PORT", "TLS_OPTION_FIELDS", "MongoCredentials", "parse_secret", "parse_secret_dict"]
+__all__ = [
+    "DEFAULT_PORT",
+    "DOCUMENTDB_HOST_SUFFIXES",
+    "TLS_OPTION_FIELDS",
+    "MongoCredentials",
+    "parse_secret",
+    "parse_secret_dict",
+]
 
 DEFAULT_PORT = 27017
 
@@ -57,6 +73,13 @@ TLS_OPTION_FIELDS: tuple[str, ...] = (
 _BOOL_TLS_OPTIONS = frozenset({"tlsAllowInvalidCertificates", "tlsAllowInvalidHostnames", "tlsInsecure"})
 # Options whose values are themselves secret and must never be shown.
 _SECRET_TLS_OPTIONS = frozenset({"tlsCertificateKeyFilePassword"})
+DOCUMENTDB_HOST_SUFFIXES: tuple[str, ...] = (
+    ".docdb.amazonaws.com",
+    ".docdb.amazonaws.com.cn",
+    ".docdb-elastic.amazonaws.com",
+    ".docdb-elastic.amazonaws.com.cn",
+)
+"""Host names under these are Amazon DocumentDB endpoints (cluster, reader, instance, elastic)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +101,10 @@ class MongoCredentials:
         tls: whether to connect with TLS.
         replica_set: the replica set name, or ``None``.
         tls_options: extra TLS settings as ``(name, value)`` pairs.
+        retry_writes: ``retryWrites`` for pymongo, or ``None`` to leave it to
+            pymongo (and the URI): ``False`` for a DocumentDB secret unless the
+            secret says otherwise.
+        documentdb: the secret is an Amazon DocumentDB one (see the module docstring).
         secret_id: the secret the snapshot came from (for messages).
         version_id: the secret version the snapshot came from.
     """
@@ -91,6 +118,8 @@ class MongoCredentials:
     tls: bool = False
     replica_set: str | None = None
     tls_options: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
+    retry_writes: bool | None = None
+    documentdb: bool = False
     secret_id: str = ""
     version_id: str | None = field(default=None, compare=False)
 
@@ -108,6 +137,21 @@ class MongoCredentials:
             # Without the query: options such as tlsCertificateKeyFilePassword are secret.
             return self.uri.split("?", 1)[0]
         return ",".join(self.hosts)
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether a connection uses TLS: the secret's flag, or a ``uri`` that turns it on (``mongodb+srv``)."""
+        if self.tls:
+            return True
+        if self.uri is None:
+            return False
+        if self.uri.startswith("mongodb+srv://"):
+            return not any(_uri_option_false(self.uri, name) for name in ("tls", "ssl"))
+        query = urllib.parse.urlsplit(self.uri).query
+        return any(
+            name.lower() in {"tls", "ssl"} and value.strip().lower() == "true"
+            for name, value in urllib.parse.parse_qsl(query)
+        )
 
     def same_login(self, other: MongoCredentials) -> bool:
         """True when both snapshots log in the same way (ignores the version id)."""
@@ -135,6 +179,8 @@ class MongoCredentials:
             kwargs["tls"] = self.tls
         if self.replica_set is not None:
             kwargs["replicaSet"] = self.replica_set
+        if self.retry_writes is not None:
+            kwargs["retryWrites"] = self.retry_writes
         kwargs.update(self.tls_options)
         return kwargs
 
@@ -206,6 +252,10 @@ def parse_secret_dict(
             )
         port = _port(document, secret_id)
         hosts = tuple(_with_port(part.strip(), port, secret_id) for part in host.split(","))
+    documentdb = _is_documentdb(document, hosts, uri, secret_id)
+    retry_writes = _optional_bool(document, "retryWrites", secret_id)
+    if retry_writes is None and documentdb and not (uri is not None and _uri_sets(uri, "retrywrites")):
+        retry_writes = False
     return MongoCredentials(
         username=username,
         password=password,
@@ -216,6 +266,8 @@ def parse_secret_dict(
         tls=tls,
         replica_set=replica_set,
         tls_options=tls_options,
+        retry_writes=retry_writes,
+        documentdb=documentdb,
         secret_id=secret_id,
         version_id=version_id,
     )
@@ -305,6 +357,39 @@ def _tls_options(document: Mapping[str, Any], secret_id: str) -> tuple[tuple[str
             raise SecretFormatError(f"must be {what}", secret_id=secret_id, field=name)
         options.append((name, value))
     return tuple(options)
+
+
+def _optional_bool(document: Mapping[str, Any], name: str, secret_id: str) -> bool | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        raise SecretFormatError("must be true or false", secret_id=secret_id, field=name)
+    return value
+
+
+def _is_documentdb(document: Mapping[str, Any], hosts: tuple[str, ...], uri: str | None, secret_id: str) -> bool:
+    """``dbClusterIdentifier`` (DocumentDB's console writes it) or a host under a DocumentDB domain."""
+    if _optional_str(document, "dbClusterIdentifier", secret_id) is not None:
+        return True
+    names = [host.rsplit(":", 1)[0] if not host.startswith("[") else host for host in hosts]
+    if uri is not None:
+        netloc = urllib.parse.urlsplit(uri).netloc
+        names = [part.strip().rsplit(":", 1)[0] for part in netloc.split(",")]
+    return any(name.lower().rstrip(".").endswith(DOCUMENTDB_HOST_SUFFIXES) for name in names)
+
+
+def _uri_sets(uri: str, option: str) -> bool:
+    """Whether the connection string's query names ``option`` (case-insensitive, as pymongo reads it)."""
+    query = urllib.parse.urlsplit(uri).query
+    return any(name.lower() == option for name, _ in urllib.parse.parse_qsl(query, keep_blank_values=True))
+
+
+def _uri_option_false(uri: str, option: str) -> bool:
+    pairs = urllib.parse.parse_qsl(urllib.parse.urlsplit(uri).query)
+    return any(name.lower() == option and value.strip().lower() == "false" for name, value in pairs)
 
 
 def _check_uri(uri: str, secret_id: str) -> None:

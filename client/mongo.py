@@ -12,6 +12,13 @@ pymongo's APIs are served: ``MongoClient`` for the threaded client and
 * :func:`classify_failure` tells the rotating clients how an operation
   failed: a refused login (also when pymongo reports it inside a
   ``ServerSelectionTimeoutError``), a command that never left, a network error.
+* :func:`tls_failure` names a TLS failure (a CA that does not sign the
+  server's certificate, a certificate for another host name, an expired one,
+  a server that does not speak TLS, a plaintext client at a TLS-only server)
+  and the setting to change; :func:`translate_error` and the rotation function
+  use it. Certificate and host-name verification stay on and a failed TLS
+  connection is never retried in plaintext: pymongo does neither, and no
+  option here turns either off.
 * :func:`release_waiters` / :func:`discard_client` (and their async twins)
   close a client whose login was refused without making anyone wait on it.
   After a refused login pymongo marks the server unknown: operations waiting
@@ -105,6 +112,8 @@ __all__ = [
     "is_auth_failure",
     "release_async_waiters",
     "release_waiters",
+    "client_trust",
+    "tls_failure",
     "translate_error",
 ]
 
@@ -120,8 +129,11 @@ AsyncLoginCheck = Callable[["AsyncMongoClient[dict[str, Any]]", MongoCredentials
 # Options that belong to the secret, not to the application.
 LOGIN_OPTIONS = frozenset({"host", "port", "username", "password", "authSource", "authMechanism"})
 
-# A new client must not wait the default 30 s to learn that a server is down.
+# A new client must not wait the default 30 s to learn that a server is down. (A TLS handshake that
+# never ends, TLS to a plaintext server that waits, shows as "No servers found yet": tls_failure names it.)
 _DEFAULT_OPTIONS: Mapping[str, Any] = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000}
+# The files a secret (or the application's options) can name for TLS.
+_TLS_FILE_OPTIONS = ("tlsCAFile", "tlsCertificateKeyFile", "tlsCRLFile")
 
 # How pymongo quotes a server's error inside a ServerSelectionTimeoutError's message.
 _AUTH_CODE_IN_MESSAGE = re.compile(r"'code': (?:18|8000)\b")
@@ -136,12 +148,33 @@ def _client_kwargs(credentials: MongoCredentials, options: Mapping[str, Any]) ->
     return {**_DEFAULT_OPTIONS, **credentials.client_kwargs(), **options}
 
 
-def _build_error(credentials: MongoCredentials, exc: BaseException) -> DatabaseError:
-    # OSError: a TLS file named by the secret is missing or unreadable.
-    return DatabaseError(
-        f"cannot build a MongoClient for user {credentials.username!r} at {credentials.endpoint!r}: "
-        f"{type(exc).__name__}; check the secret's host and options"
-    )
+def _build_error(credentials: MongoCredentials, exc: BaseException, kwargs: Mapping[str, Any]) -> DatabaseError:
+    where = f"cannot build a MongoClient for user {credentials.username!r} at {credentials.endpoint!r}"
+    if isinstance(exc, OSError):
+        # A TLS file named by the secret (or the options) is missing, unreadable or not PEM.
+        for option in _TLS_FILE_OPTIONS:
+            path = kwargs.get(option)
+            if isinstance(path, str) and not _readable_file(path):
+                return DatabaseError(
+                    f"{where}: {option} {path!r} is not a readable file on this host ({type(exc).__name__}); "
+                    f"the secret's {option} is a path on the host that connects: put the file there or "
+                    "override it (mongo_options; on Lambda the rotation function's TLS_CA_FILE)"
+                )
+        reason = _openssl_reason(str(exc))
+        if reason is not None:
+            return DatabaseError(
+                f"{where}: a TLS file could not be loaded (OpenSSL: {reason}); tlsCAFile must be a PEM bundle "
+                "of CA certificates, tlsCertificateKeyFile a PEM certificate and key"
+            )
+    return DatabaseError(f"{where}: {type(exc).__name__}; check the secret's host and options")
+
+
+def _readable_file(path: str) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
 
 
 def build_mongo_client(credentials: MongoCredentials, options: Mapping[str, Any]) -> MongoClient[dict[str, Any]]:
@@ -159,7 +192,7 @@ def build_mongo_client(credentials: MongoCredentials, options: Mapping[str, Any]
     try:
         return MongoClient(**kwargs)
     except (PyMongoError, OSError, ValueError, TypeError) as exc:
-        raise _build_error(credentials, exc) from None
+        raise _build_error(credentials, exc, kwargs) from None
 
 
 def build_async_mongo_client(
@@ -173,7 +206,7 @@ def build_async_mongo_client(
     try:
         return AsyncMongoClient(**kwargs)
     except (PyMongoError, OSError, ValueError, TypeError) as exc:
-        raise _build_error(credentials, exc) from None
+        raise _build_error(credentials, exc, kwargs) from None
 
 
 def check_login(client: MongoClient[dict[str, Any]], credentials: MongoCredentials) -> None:
@@ -251,7 +284,119 @@ def translate_error(exc: PyMongoError, credentials: MongoCredentials) -> Databas
     who = f"user {credentials.username!r} (version {credentials.version_id}) at {credentials.endpoint!r}"
     if is_auth_failure(exc):
         return AuthenticationError(f"MongoDB refused {who}: authentication failed; the password may have rotated")
+    tls = tls_failure(exc, credentials)
+    if tls is not None:
+        return DatabaseError(f"MongoDB unreachable for {who}: {tls}")
     return DatabaseError(f"MongoDB failed for {who}: {type(exc).__name__}")
+
+
+# -- TLS failures ----------------------------------------------------------------
+
+# OpenSSL's reason in pymongo's text: "[SSL: CODE] certificate verify failed: ... (_ssl.c:1006)".
+_OPENSSL_REASON = re.compile(r"\[(?:SSL|X509|PEM)(?:: [A-Z0-9_]+)?\] ([^()]+?)\s*\(_ssl\.c:\d+\)")
+_UNTRUSTED_CA = (
+    "unable to get local issuer certificate",
+    "unable to get issuer certificate",
+    "self-signed certificate",
+    "self signed certificate",
+    "unable to verify the first certificate",
+    "certificate signature failure",
+)
+_NOT_TLS = (
+    "wrong_version_number",
+    "wrong version number",
+    "unexpected_eof",
+    "eof occurred in violation of protocol",
+    "record layer failure",
+    "packet length too long",
+    "unknown protocol",
+    "http_request",
+    "handshake operation timed out",
+)
+_CLOSED_ON_PLAINTEXT = ("connection reset by peer", "connection closed", "broken pipe")
+
+
+def _openssl_reason(text: str) -> str | None:
+    match = _OPENSSL_REASON.search(text)
+    return match.group(1).strip().rstrip(".") if match else None
+
+
+def client_trust(credentials: MongoCredentials) -> str:
+    """Which CA a client built from ``credentials`` trusts, and how to change it (for messages)."""
+    ca_file = dict(credentials.tls_options).get("tlsCAFile")
+    if ca_file:
+        return (
+            f"this side trusts the CA in the secret's tlsCAFile ({ca_file!r}): point it at the CA bundle that "
+            "signed the server's certificate (or pass mongo_options={'tlsCAFile': ...})"
+        )
+    return (
+        "the secret has no tlsCAFile, so this side trusts the system's CA store only: add tlsCAFile naming the "
+        "CA bundle that signed the server's certificate (DocumentDB: global-bundle.pem) to the secret, or pass "
+        "mongo_options={'tlsCAFile': ...}"
+    )
+
+
+def tls_failure(exc: BaseException, credentials: MongoCredentials, *, trust: str | None = None) -> str | None:
+    """The cause of a TLS failure and the setting to change, in one line; ``None`` when ``exc`` is not one.
+
+    Args:
+        exc: what pymongo raised (a ``ServerSelectionTimeoutError`` quotes the server's error).
+        credentials: what the client connected with (host, TLS on or off).
+        trust: which CA this side uses and where to change it (default: :func:`client_trust`).
+    """
+    text = _error_text(exc)
+    lowered = text.lower()
+    reason = _openssl_reason(text)
+    detail = f" (OpenSSL: {reason})" if reason else ""
+    endpoint = credentials.endpoint
+    if "certificate has expired" in lowered or "certificate is not yet valid" in lowered:
+        when = "has expired" if "expired" in lowered else "is not valid yet"
+        return (
+            f"TLS: the server's certificate {when}{detail}; renew the certificate of the server at {endpoint!r} "
+            "(or correct this machine's clock); verification stays on"
+        )
+    if "hostname mismatch" in lowered or "ip address mismatch" in lowered:
+        return (
+            f"TLS: the server's certificate is not valid for the host the secret names ({endpoint!r}){detail}; "
+            "set the secret's host to a name the certificate lists (DocumentDB: the cluster endpoint, not an "
+            "address or a tunnel), or have the certificate reissued for it; host-name verification stays on"
+        )
+    if any(marker in lowered for marker in _UNTRUSTED_CA):
+        return (
+            f"TLS: the server's certificate at {endpoint!r} is not signed by a CA this side trusts{detail}; "
+            f"{trust or client_trust(credentials)}"
+        )
+    if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
+        return f"TLS: the server's certificate at {endpoint!r} failed verification{detail}; " + (
+            trust or client_trust(credentials)
+        )
+    if credentials.uses_tls:
+        if any(marker in lowered for marker in _NOT_TLS) or (
+            isinstance(exc, ServerSelectionTimeoutError) and "no servers found yet" in lowered
+        ):
+            return (
+                f"TLS: the server at {endpoint!r} did not complete a TLS handshake: it does not speak TLS on that "
+                f"port{detail or ' (no answer to the handshake)'}; check the secret's host and port — secretswitch "
+                'never falls back to plaintext: set the secret\'s "ssl" to false only if that server is meant to be '
+                "plaintext"
+            )
+        return None
+    if any(marker in lowered for marker in _CLOSED_ON_PLAINTEXT):
+        return (
+            f"the server at {endpoint!r} closed the connection before answering, as a TLS-only server does "
+            'with a plaintext client: if it requires TLS, set "ssl": true (and tlsCAFile) in the secret'
+        )
+    return None
+
+
+def _error_text(exc: BaseException) -> str:
+    """The text of ``exc`` and its causes (pymongo wraps the SSL error; the password is never in it)."""
+    parts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(parts) < 5:
+        parts.append(str(current))
+        current = current.__cause__ or current.__context__
+    return " | ".join(parts)
 
 
 def _topology_parts(client: Any) -> tuple[Any, Any, Any] | None:

@@ -59,6 +59,7 @@ class DemoConfig:
         database: the application's database (external mode); ``None`` means the secret's ``dbname``.
         metrics_port: serve the client's metrics (Prometheus text format) on 127.0.0.1 at this
             port for the length of the run (0: any free port); ``None``: no endpoint.
+        tls: the embedded stack's SecantusDB speaks TLS only, with a CA made for the run.
     """
 
     rotations: int = 4
@@ -84,6 +85,7 @@ class DemoConfig:
     layout: str = "stack"
     database: str | None = None
     metrics_port: int | None = None
+    tls: bool = False
 
     @property
     def demo_seconds_per_real_second(self) -> float:
@@ -205,6 +207,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the application's database when it is not the secret's dbname (e.g. AWS's format with dbname admin)",
     )
     external.add_argument(
+        "--tls",
+        action="store_true",
+        help="the embedded stack's SecantusDB speaks TLS only, with a CA and certificate made for the run; "
+        "everything connects with certificate and host-name verification on (docs/tls.md)",
+    )
+    external.add_argument(
         "--aws-layout",
         action="store_true",
         help="the embedded stack writes AWS's secret layout (users in admin, dbname admin) instead of "
@@ -266,6 +274,12 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
             "--rotation-guard configures the embedded stack's function; a deployed function has its own "
             "MIN_ROTATION_GAP (deploy/template.yaml's MinRotationGap)"
         )
+    tls = bool(getattr(args, "tls", False))
+    if tls and (external or mongodb_uri is not None):
+        raise ConfigurationError(
+            "--tls makes a CA for the embedded stack's SecantusDB; with --secret-id or MONGODB_URI the secret "
+            "(or the URI) already says how to reach the database over TLS"
+        )
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigurationError(f"--out {args.out} exists and is not a folder; give a folder (it is created if new)")
     return DemoConfig(
@@ -291,6 +305,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> De
         layout="aws" if aws_layout else "stack",
         database=database,
         metrics_port=metrics_port,
+        tls=tls,
     )
 
 

@@ -123,6 +123,7 @@ def _embedded(config: DemoConfig, events: EventLog) -> Infrastructure:
         rotation_handler=recorder,
         mongodb_uri=config.mongodb_uri,
         layout=config.layout,
+        tls=config.tls,
     )
     stack.start()
     try:
@@ -156,6 +157,7 @@ def _embedded(config: DemoConfig, events: EventLog) -> Infrastructure:
                 f"embedded stack: moto Secrets Manager at {info.secretsmanager_url}, "
                 + (
                     f"SecantusDB at {info.mongo_host}:{info.mongo_port} (pid {stack.mongo.pid})"
+                    + (", TLS only (the run's own CA)" if info.tls_ca_file else "")
                     if stack.mongo is not None
                     else f"the MongoDB of MONGODB_URI at {info.mongo_host}:{info.mongo_port}"
                 )
@@ -752,6 +754,7 @@ def build_summary(
         "refresh_interval_days": config.refresh_days,
         "workers": config.workers,
         "client_api": "asyncio" if config.async_client else "threads",
+        "tls": config.tls,
         "duration_s": round(duration_s, 3),
         "days": round(end_day, 3),
         "manual_rotation": config.manual_rotation,

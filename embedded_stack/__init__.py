@@ -10,7 +10,8 @@ Modules: ``stack`` (the two servers and their provisioning), ``moto_server``
 contract's pure rules), ``functions`` (any rotation function, run by
 ``worker`` in a process of its own; docs/emulator.md), ``pymongo4_shim`` (AWS's
 MongoDB templates under PyMongo 4), ``faults`` (a rotation killed between
-steps), ``signals`` (Ctrl-C never cuts a start or a stop in two), ``errors``.
+steps), ``signals`` (Ctrl-C never cuts a start or a stop in two), ``tls`` (a
+TLS stack's CA and certificate), ``errors``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .stack import (
     DEFAULT_SCHEDULE,
     DUMMY_AWS_ENV,
     SECRET_LAYOUTS,
+    TLS_CA_FILE_ENV,
     EmbeddedStack,
     SecantusServer,
     StackInfo,
@@ -37,6 +39,7 @@ __all__ = [
     "DEFAULT_SCHEDULE",
     "DUMMY_AWS_ENV",
     "SECRET_LAYOUTS",
+    "TLS_CA_FILE_ENV",
     "EmbeddedStack",
     "FunctionInvocationError",
     "LocalStackError",

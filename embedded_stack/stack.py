@@ -36,6 +36,12 @@ may create users) no SecantusDB is started: the stack creates ``app`` and
 ``app_clone`` on that server (it refuses if they exist: it never changes a
 password it did not set), writes secrets in the connection-string format, and
 drops the users it created on exit.
+
+With ``tls=True`` (``secretswitch local --tls``) SecantusDB speaks TLS only,
+with a CA and a server certificate made for this stack in its folder
+(:mod:`embedded_stack.tls`); provisioning, the secrets (``"ssl": true`` and
+``tlsCAFile``) and every client of the stack verify the certificate and the
+host name.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ if TYPE_CHECKING:
     from pymongo import MongoClient
 
     from .functions import FunctionHost, RotationFunction
+    from .tls import TlsFiles
 
 __all__ = [
     "ADMIN_URI_ENV",
@@ -78,6 +85,7 @@ __all__ = [
     "DEFAULT_SCHEDULE",
     "DUMMY_AWS_ENV",
     "SECRET_LAYOUTS",
+    "TLS_CA_FILE_ENV",
     "EmbeddedStack",
     "SecantusServer",
     "StackInfo",
@@ -98,6 +106,8 @@ SECRET_LAYOUTS = ("stack", "aws")
 DEFAULT_SCHEDULE = "rate(7 days)"
 ADMIN_URI_ENV = "SECRETSWITCH_ADMIN_MONGODB_URI"
 """Where :meth:`StackInfo.environment` puts the admin URI: a name no tool reads as input (``MONGODB_URI`` is one)."""
+TLS_CA_FILE_ENV = "SECRETSWITCH_TLS_CA_FILE"
+"""Where :meth:`StackInfo.environment` names a TLS stack's CA file (the secrets' ``tlsCAFile``)."""
 WORK_DIR_PREFIX = "secretswitch-stack-"
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
@@ -141,6 +151,7 @@ class SecantusServer:
         port: the port; ``None`` picks a free one.
         sync_on_commit: pass ``--sync-on-commit``: a write is acknowledged only
             once it is on disk, so a SIGKILL loses none (the default).
+        tls: serve TLS only, with this certificate and key (made before :meth:`start`).
     """
 
     def __init__(
@@ -151,8 +162,10 @@ class SecantusServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         sync_on_commit: bool = True,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.tls = tls
         self.log_path = log_path
         self.host = host
         self.port = port if port is not None else free_port(host)
@@ -200,6 +213,8 @@ class SecantusServer:
             command.append("--auth")
         if self.sync_on_commit:
             command.append("--sync-on-commit")
+        if self.tls is not None:
+            command += ["--tls-cert-file", str(self.tls.cert_file), "--tls-key-file", str(self.tls.key_file)]
         # Started and recorded in one piece: a Ctrl-C in between would leave a process nobody stops.
         with signals_deferred(), open(self.log_path, "ab") as log:
             # A session of its own: Ctrl-C reaches us, and we stop it in order.
@@ -339,11 +354,14 @@ class StackInfo:
     min_rotation_gap: float | None = None
     rotation_functions: Mapping[str, str] = field(default_factory=dict)
     """Registered rotation functions: name -> Lambda ARN (see :mod:`embedded_stack.functions`)."""
+    tls_ca_file: str | None = None
+    """The CA that signed SecantusDB's certificate (a TLS stack), else ``None``."""
 
     def environment(self) -> dict[str, str]:
         """The variables that point boto3 and an application at this stack.
 
-        The admin's URI is under :data:`ADMIN_URI_ENV`, never ``MONGODB_URI``.
+        The admin's URI is under :data:`ADMIN_URI_ENV`, never ``MONGODB_URI``;
+        a TLS stack adds its CA file (:data:`TLS_CA_FILE_ENV`) and puts it in that URI.
         """
         from urllib.parse import quote_plus
 
@@ -361,9 +379,11 @@ class StackInfo:
             or (
                 f"mongodb://{quote_plus(self.admin_username)}:{quote_plus(self.admin_password)}"
                 f"@{self.mongo_host}:{self.mongo_port}/?authSource=admin"
+                + (f"&tls=true&tlsCAFile={quote_plus(self.tls_ca_file)}" if self.tls_ca_file else "")
             ),
             # The rotation guard as the stack's function applies it, for a `rotate --resume` from this shell.
             **({"MIN_ROTATION_GAP": f"{self.min_rotation_gap:g}"} if self.min_rotation_gap is not None else {}),
+            **({TLS_CA_FILE_ENV: self.tls_ca_file} if self.tls_ca_file else {}),
         }
 
 
@@ -397,6 +417,8 @@ class EmbeddedStack:
         rotation_retries: how many times a failed rotation is run again from
             createSecret with the same token, as AWS retries one (0 to 10; 0 by
             default: the steps run during the call, see docs/emulator.md).
+        tls: run SecantusDB TLS-only with a CA and certificate made for this
+            stack (not with ``mongodb_uri``: its URI carries its own TLS options).
 
     Raises:
         LocalStackError: an argument cannot work (a port out of range, a bad
@@ -420,6 +442,7 @@ class EmbeddedStack:
         rotation_clock: Callable[[], float] | None = None,
         rotation_functions: Sequence[RotationFunction] = (),
         rotation_retries: int = 0,
+        tls: bool = False,
     ) -> None:
         from .moto_server import MotoSecretsManagerServer
 
@@ -438,6 +461,11 @@ class EmbeddedStack:
         if secretsmanager_port != 0:
             _check_port(secretsmanager_port, "Secrets Manager port")
         self.external_mongo = _ExternalMongo.parse(mongodb_uri) if mongodb_uri else None
+        if tls and self.external_mongo is not None:
+            raise LocalStackError(
+                "--tls makes a CA for the stack's own SecantusDB; with MONGODB_URI put tls=true and "
+                "tlsCAFile=... in the URI instead"
+            )
         self.region = region
         self.app_secret_id = app_secret_id
         self.admin_secret_id = admin_secret_id
@@ -447,12 +475,14 @@ class EmbeddedStack:
         self._made_work_dir = False
         # The SecantusDB process, or None when an external MongoDB is used.
         self.mongo: SecantusServer | None = None
+        self.tls = _tls_files(self.work_dir) if tls else None
         if self.external_mongo is None:
             self.mongo = SecantusServer(
                 self.work_dir / "secantus-data",
                 self.work_dir / "secantus.log",
                 port=mongo_port,
                 sync_on_commit=sync_on_commit,
+                tls=self.tls,
             )
         self._created_users: list[str] = []
         self.secretsmanager = MotoSecretsManagerServer(port=secretsmanager_port)
@@ -502,6 +532,8 @@ class EmbeddedStack:
                 _live_regions.add(self.region)
                 self._holds_region = True
                 self._make_work_dir()
+            if self.tls is not None:
+                _make_tls(self.tls)
             self.secretsmanager.start(reset_region=self.region)
             app_passwords = {user: _new_password() for user in APP_USERS}
             if self.mongo is not None:
@@ -535,6 +567,7 @@ class EmbeddedStack:
             admin_password=admin_password,
             app_passwords=app_passwords,
             min_rotation_gap=self.min_rotation_gap,
+            tls_ca_file=str(self.tls.ca_file) if self.tls is not None else None,
         )
         _log.info("embedded stack: ready")
         return self._info
@@ -633,7 +666,12 @@ class EmbeddedStack:
         if self.external_mongo is not None:
             return MongoClient(self.external_mongo.endpoint_uri, username=username, password=password, **options)
         server = self._secantus()
+        options.update(self._tls_options())
         return MongoClient(host=server.host, port=server.port, username=username, password=password, **options)
+
+    def _tls_options(self) -> dict[str, Any]:
+        """How a client reaches a TLS stack: TLS on, its CA, certificate and host name verified."""
+        return {} if self.tls is None else {"tls": True, "tlsCAFile": str(self.tls.ca_file)}
 
     def admin_client(self, **options: Any) -> MongoClient[dict[str, Any]]:
         """A pymongo client logged in as the admin (the ``mongodb_uri`` user, when given)."""
@@ -665,8 +703,9 @@ class EmbeddedStack:
 
         server = self._secantus()
         client: MongoClient[dict[str, Any]] = MongoClient(
-            host=server.host, port=server.port, directConnection=True, serverSelectionTimeoutMS=10000
-        )
+            host=server.host, port=server.port, directConnection=True, serverSelectionTimeoutMS=10000,
+            **self._tls_options(),
+        )  # fmt: skip
         with client:
             client.admin.command(
                 "createUser", ADMIN_USER, pwd=admin_password, roles=[{"role": "userAdminAnyDatabase", "db": "admin"}]
@@ -731,6 +770,8 @@ class EmbeddedStack:
         if external is None:
             host, port = self._mongo_address()
             common: dict[str, Any] = {"engine": "mongo", "host": host, "port": port, "ssl": False}
+            if self.tls is not None:
+                common.update(ssl=True, tlsCAFile=str(self.tls.ca_file))
             admin_fields = {"username": ADMIN_USER, "password": admin_password, "dbname": "admin"}
         else:
             # The connection-string format: the URI (without credentials) keeps TLS and replica-set options.
@@ -862,3 +903,21 @@ def _new_password(length: int = 32) -> str:
         password = "".join(secrets.choice(alphabet) for _ in range(length))
         if all(any(ch in group for ch in password) for group in groups):
             return password
+
+
+def _tls_files(work_dir: Path) -> TlsFiles:
+    try:
+        from .tls import TlsFiles
+    except ImportError as exc:  # cryptography comes with the local extra (moto needs it too)
+        raise LocalStackError("--tls needs the cryptography package; run `pip install 'secretswitch[local]'`") from exc
+    return TlsFiles(work_dir.absolute() / "tls")
+
+
+def _make_tls(files: TlsFiles) -> None:
+    from .tls import make_stack_tls
+
+    try:
+        make_stack_tls(files.folder)
+    except OSError as exc:
+        raise LocalStackError(f"cannot write the stack's TLS files in {files.folder}: {exc.strerror}") from exc
+    _log.info("embedded stack: TLS CA and server certificate in %s", files.folder)

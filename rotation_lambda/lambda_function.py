@@ -26,7 +26,7 @@ from secretswitch.client.errors import SecretSwitchError
 
 from .core import parse_event
 from .metrics import step_record, write_stdout
-from .mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
+from .mongo import MongoClientFactory, MongoGateway, mongo_client_factory_for
 from .secretsmanager import SecretsManagerGateway
 from .steps import Rotator
 
@@ -76,9 +76,10 @@ def make_handler(
         secretsmanager_client_factory: returns a boto3 ``secretsmanager``
             client; called on the first invocation and the client reused (a
             new boto3 client costs ~50 ms). Default: from the environment.
-        mongo_client_factory: builds a ``MongoClient`` from credentials.
-        environ: the environment to read the policy from (default ``os.environ``,
-            read at each invocation).
+        mongo_client_factory: builds a ``MongoClient`` from credentials
+            (default: the secret's settings, short timeouts and ``TLS_CA_FILE``).
+        environ: the environment to read the policy and ``TLS_CA_FILE`` from
+            (default ``os.environ``, read at each invocation).
         sleep: waits between testSecret attempts.
         emit_metrics: receives one EMF record (a line of JSON) per invocation,
             success or failure; ``None``: no record. ``lambda_handler`` writes
@@ -91,7 +92,7 @@ def make_handler(
         ``handler(event, context)``; it raises on any failure (so Secrets
         Manager sees the step fail) with a message that names what to fix.
     """
-    mongo = MongoGateway(mongo_client_factory or default_mongo_client_factory)
+    mongo = MongoGateway(mongo_client_factory or mongo_client_factory_for(environ), environ=environ)
     clients: list[SecretsManagerClient] = []  # built once, reused by warm invocations
 
     def handler(event: dict[str, Any], context: Any) -> None:

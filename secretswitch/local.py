@@ -72,6 +72,12 @@ def register(subparsers: Any) -> None:
         help="turn the rotation guard on: refuse a rotation less than SECONDS after the last switch "
         "(default: off, so that rotating on demand works; deployed: 475200, 5.5 days)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="run SecantusDB TLS-only with a CA and server certificate made for this stack (docs/tls.md); "
+        "the secrets say ssl true and name the CA file, exported as SECRETSWITCH_TLS_CA_FILE",
+    )
     _add_function_options(parser)
     parser.set_defaults(handler=run)
 
@@ -154,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         min_rotation_gap=getattr(args, "min_rotation_gap", None),
         rotation_functions=_functions(args),
         rotation_retries=getattr(args, "rotation_retries", 0),
+        tls=bool(getattr(args, "tls", False)),
     )
     stop_on_signals()
     interrupted = ready = False
@@ -170,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             print(f"# MongoDB from MONGODB_URI at {info.mongo_host}:{info.mongo_port}; users app, app_clone created")
+        if info.tls_ca_file:
+            print(f"# TLS only: certificate for 127.0.0.1/localhost signed by the stack's own CA {info.tls_ca_file}")
         print(f"# {info.app_secret_id}: rotation configured (the local function, rate(7 days))")
         gap = info.min_rotation_gap
         print(

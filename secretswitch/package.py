@@ -18,6 +18,11 @@ The zip holds, at its root:
   local wheel directory (``--wheel-dir``, offline), or copied from this
   environment (``--from-current-env``, for tests on the same platform).
 
+* with ``--ca-bundle FILE``, that CA bundle at the root under its own name
+  (e.g. ``global-bundle.pem``, Amazon's CA for DocumentDB): set the
+  function's ``TLS_CA_FILE`` (the template's ``TlsCaFile``) to that name. It
+  is checked first: PEM certificates that Python's ``ssl`` loads, no private key.
+
 boto3 is not bundled: the Lambda Python runtime provides it.
 """
 
@@ -25,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,7 +42,7 @@ from typing import Any
 
 from secretswitch.client.errors import ConfigurationError
 
-__all__ = ["CLIENT_MODULES", "DEFAULT_PLATFORM", "DEFAULT_PYTHON", "build_lambda_zip", "register"]
+__all__ = ["CLIENT_MODULES", "DEFAULT_PLATFORM", "DEFAULT_PYTHON", "build_lambda_zip", "check_ca_bundle", "register"]
 
 DEFAULT_PLATFORM = "manylinux2014_x86_64"
 DEFAULT_PYTHON = "3.12"  # the runtime in deploy/template.yaml
@@ -73,6 +80,14 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="copy pymongo from this environment (only right when it runs on the Lambda platform)",
     )
+    parser.add_argument(
+        "--ca-bundle",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="put this PEM CA bundle in the zip (e.g. DocumentDB's global-bundle.pem) and set the function's "
+        "TLS_CA_FILE (the template's TlsCaFile) to its file name",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -83,8 +98,12 @@ def run(args: argparse.Namespace) -> int:
         python_version=args.python_version,
         wheel_dir=args.wheel_dir,
         from_current_env=args.from_current_env,
+        ca_bundle=getattr(args, "ca_bundle", None),
     )
     print(f"wrote {path} ({path.stat().st_size // 1024} KiB); handler: lambda_function.lambda_handler")
+    if getattr(args, "ca_bundle", None) is not None:
+        name = args.ca_bundle.name
+        print(f"CA bundle: {name} at the zip's root; deploy with TLS_CA_FILE={name} (sam deploy ... TlsCaFile={name})")
     return 0
 
 
@@ -95,15 +114,24 @@ def build_lambda_zip(
     python_version: str = DEFAULT_PYTHON,
     wheel_dir: Path | None = None,
     from_current_env: bool = False,
+    ca_bundle: Path | None = None,
 ) -> Path:
     """Build the deployment zip and return its path.
 
+    Args:
+        ca_bundle: a PEM CA bundle to put at the zip's root (for ``TLS_CA_FILE``).
+
     Raises:
-        ConfigurationError: the sources are missing or pip cannot fetch pymongo.
+        ConfigurationError: the sources are missing, pip cannot fetch pymongo,
+            or the CA bundle is not one.
     """
+    if ca_bundle is not None:
+        check_ca_bundle(ca_bundle)
     with tempfile.TemporaryDirectory(prefix="secretswitch-lambda-") as tmp:
         build = Path(tmp)
         _copy_sources(build)
+        if ca_bundle is not None:
+            shutil.copyfile(ca_bundle, build / ca_bundle.name)
         if from_current_env:
             _copy_installed(build)
         else:
@@ -111,6 +139,39 @@ def build_lambda_zip(
         output.parent.mkdir(parents=True, exist_ok=True)
         _write_zip(build, output)
     return output
+
+
+_BUNDLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\.(pem|crt|cer)")
+
+
+def check_ca_bundle(path: Path) -> int:
+    """Check that ``path`` is a PEM CA bundle fit for the zip; returns how many certificates it holds.
+
+    Raises:
+        ConfigurationError: it is missing, not PEM certificates, holds a private key, or has a name
+            the zip's root cannot take.
+    """
+    if not _BUNDLE_NAME.fullmatch(path.name):
+        raise ConfigurationError(
+            f"--ca-bundle {path}: name the file like global-bundle.pem (letters, digits, ._-; ending .pem, .crt "
+            "or .cer): it lands at the zip's root under that name"
+        )
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"--ca-bundle {path}: cannot be read as a PEM file ({type(exc).__name__})") from None
+    if "PRIVATE KEY-----" in text:
+        raise ConfigurationError(
+            f"--ca-bundle {path} holds a private key; a CA bundle carries certificates only — never ship a key"
+        )
+    count = text.count("-----BEGIN CERTIFICATE-----")
+    if count == 0:
+        raise ConfigurationError(f"--ca-bundle {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:
+        raise ConfigurationError(f"--ca-bundle {path}: Python's ssl cannot load it ({exc.reason or exc})") from None
+    return count
 
 
 def _copy_sources(build: Path) -> None:

@@ -194,3 +194,69 @@ def test_the_login_database_of_every_layout(
 ) -> None:
     creds = parse({"username": "app", "password": "x", **document})
     assert (creds.auth_source, creds.database, creds.hosts) == (auth_source, database, hosts)
+
+
+# -- Amazon DocumentDB ---------------------------------------------------------
+
+DOCDB_HOST = "docdb-prod.cluster-c1a2b3c4d5e6.eu-west-1.docdb.amazonaws.com"
+DOCDB_CONSOLE_SECRET = {
+    # As DocumentDB's console writes a secret (no dbname: the users live in admin).
+    "engine": "mongo",
+    "host": DOCDB_HOST,
+    "port": 27017,
+    "ssl": True,
+    "username": "app",
+    "password": AWKWARD,
+    "dbClusterIdentifier": "docdb-prod",
+    "masterarn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:docdb-master",
+}
+
+
+def test_a_secret_as_documentdbs_console_writes_it_connects_with_tls_and_without_retryable_writes() -> None:
+    creds = parse(DOCDB_CONSOLE_SECRET)
+    assert creds.documentdb is True
+    assert creds.hosts == (f"{DOCDB_HOST}:27017",)
+    assert creds.auth_source == "admin"
+    assert creds.tls is True
+    kwargs = creds.client_kwargs()
+    assert kwargs["tls"] is True
+    assert kwargs["retryWrites"] is False
+
+
+@pytest.mark.parametrize(
+    ("fields", "documentdb"),
+    [
+        ({"host": "h.example.com", "dbClusterIdentifier": "c1"}, True),
+        ({"host": DOCDB_HOST}, True),
+        ({"host": DOCDB_HOST.upper() + ".", "port": 27017}, True),
+        ({"host": "c.cluster-x.cn-north-1.docdb.amazonaws.com.cn"}, True),
+        ({"host": "c-123.eu-west-1.docdb-elastic.amazonaws.com"}, True),
+        ({"host": f"a.example.com,{DOCDB_HOST}:27018"}, True),
+        ({"uri": f"mongodb://{DOCDB_HOST}:27017/?replicaSet=rs0"}, True),
+        ({"host": "db.example.com"}, False),
+        ({"host": "docdb.amazonaws.com.example.com"}, False),  # only a suffix counts
+        ({"uri": "mongodb://db.example.com/?appname=docdb.amazonaws.com"}, False),
+    ],
+)
+def test_how_a_documentdb_secret_is_recognised(fields: dict[str, Any], documentdb: bool) -> None:
+    creds = parse({"username": "app", "password": "pw", **fields})
+    assert creds.documentdb is documentdb
+    assert creds.client_kwargs().get("retryWrites") is (False if documentdb else None)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(True, True), ("true", True), (False, False), ("FALSE", False)])
+def test_the_secrets_retrywrites_field_overrides_the_documentdb_default(value: object, expected: bool) -> None:
+    """DocumentDB 8.0.2 and later accept retryable writes: "retryWrites": true turns them back on."""
+    creds = parse({**DOCDB_CONSOLE_SECRET, "retryWrites": value})
+    assert creds.client_kwargs()["retryWrites"] is expected
+
+
+def test_a_uri_that_sets_retrywrites_itself_is_left_alone() -> None:
+    creds = parse({"username": "app", "password": "pw", "uri": f"mongodb://{DOCDB_HOST}/?retryWrites=true"})
+    assert creds.documentdb is True
+    assert "retryWrites" not in creds.client_kwargs()
+
+
+def test_a_retrywrites_that_is_not_a_boolean_is_refused_by_name() -> None:
+    with pytest.raises(SecretFormatError, match="'retryWrites': must be true or false"):
+        parse({**DOCDB_CONSOLE_SECRET, "retryWrites": "sometimes"})

@@ -430,3 +430,18 @@ def test_the_function_may_remove_the_override_tag_and_no_other(transformed: dict
     untag = [(t, c) for a, t, c in grants if a == "secretsmanager:UntagResource"]
     assert untag == [(APP_ARN, {"ForAllValues:StringEquals": {"aws:TagKeys": [OVERRIDE_TAG]}})]
     assert not [a for a, _, _ in grants if a == "secretsmanager:TagResource"]
+
+
+def test_the_tls_ca_file_parameter_sets_the_functions_ca_and_nothing_by_default(transformed: dict[str, Any]) -> None:
+    """TlsCaFile becomes TLS_CA_FILE (a file in the zip or a layer); empty, the variable is not set at all."""
+    default = resolve(transformed)["RotationFunction"]["Properties"]["Environment"]["Variables"]
+    assert "TLS_CA_FILE" not in default
+    for value in ("global-bundle.pem", "certs/rds-ca.pem", "/opt/certs/global-bundle.pem"):
+        variables = resolve(transformed, TlsCaFile=value)["RotationFunction"]["Properties"]["Environment"]["Variables"]
+        assert variables["TLS_CA_FILE"] == value
+
+
+@pytest.mark.parametrize("value", ["../etc/ssl/ca.pem", "/etc/ssl/ca.pem", "certs/../../x.pem", "a b.pem"])
+def test_a_tls_ca_file_outside_the_package_or_a_layer_is_refused(transformed: dict[str, Any], value: str) -> None:
+    with pytest.raises(AssertionError, match="TlsCaFile"):
+        resolve(transformed, TlsCaFile=value)

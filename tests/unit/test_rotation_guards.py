@@ -91,3 +91,50 @@ def test_master_arn_of_follows_the_pin_and_refuses_any_other_master() -> None:
     assert "'arn:other'" in str(refused.value)
     with pytest.raises(SecretFormatError, match="masterarn"):
         master_arn_of({}, "app", pinned)
+
+
+TLS_CURRENT = {
+    **CURRENT,
+    "ssl": True,
+    "tlsCAFile": "/etc/app/ca.pem",
+    "dbClusterIdentifier": "docdb-prod",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"ssl": False}, "ssl"),
+        ({"ssl": "false"}, "ssl"),
+        ({"tls": True}, "tls"),  # even one that restates ssl
+        ({"tlsCAFile": "/srv/attacker-ca.pem"}, "tlsCAFile"),
+        ({"tlsAllowInvalidCertificates": True}, "tlsAllowInvalidCertificates"),
+        ({"tlsAllowInvalidHostnames": True}, "tlsAllowInvalidHostnames"),
+        ({"tlsInsecure": True}, "tlsInsecure"),
+        ({"tlsCertificateKeyFile": "/srv/client.pem"}, "tlsCertificateKeyFile"),
+        ({"tlsCRLFile": "/srv/empty.crl"}, "tlsCRLFile"),
+        ({"retryWrites": True}, "retryWrites"),
+        ({"dbClusterIdentifier": "another-cluster"}, "dbClusterIdentifier"),
+    ],
+)
+def test_a_pending_version_that_changes_any_tls_field_is_refused_in_one_line(
+    change: dict[str, Any], named: str
+) -> None:
+    """createSecret copies AWSCURRENT whole: a pending version that touches TLS was written by someone else."""
+    guard = Guard(FakeSecrets(), RecordingMongo({}), {})  # type: ignore[arg-type]
+    pending_document = {**TLS_CURRENT, **change, "username": "app_clone", "password": "pw-new"}
+    with pytest.raises(RotationError) as refused:
+        guard.check_pending(
+            "setSecret",
+            "s",
+            current_document=TLS_CURRENT,
+            current=parse_secret_dict(TLS_CURRENT, secret_id="s"),
+            pending_document=pending_document,
+            pending=parse_secret_dict(pending_document, secret_id="s", version_id="p"),
+        )
+    message = str(refused.value)
+    assert message.startswith("setSecret refused: the pending version differs from AWSCURRENT in ")
+    assert named in message
+    assert "\n" not in message
+    assert "pw-new" not in message  # names, never values
+    assert "attacker-ca" not in message
