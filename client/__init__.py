@@ -13,6 +13,7 @@ from .errors import (
     SecretNotFoundError,
     SecretsManagerError,
     SecretSwitchError,
+    TLSError,
 )
 from .events import ClientEvent, ClientMetrics
 from .health import ClientHealth
@@ -38,5 +39,6 @@ __all__ = [
     "SecretNotFoundError",
     "SecretSwitchError",
     "SecretsManagerError",
+    "TLSError",
     "parse_secret",
 ]

@@ -48,6 +48,7 @@ from .errors import (
     SecretNotFoundError,
     SecretsManagerError,
     SecretSwitchError,
+    TLSError,
 )
 from .events import ClientMetrics, EventKind
 from .flows import Adopt, BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Retire
@@ -582,9 +583,10 @@ class ClientCore(Generic[C, D]):
         try:
             yield CheckLogin(client, credentials)
         except SecretSwitchError as exc:
-            if allow_unreachable and not isinstance(exc, AuthenticationError):
+            if allow_unreachable and not isinstance(exc, AuthenticationError | TLSError):
                 # At start-up a database that is down is the application's
-                # problem, not ours: pymongo reconnects by itself.
+                # problem, not ours: pymongo reconnects by itself. A TLS
+                # failure is a setting to fix: it never heals by waiting.
                 _log.warning("secret %s: first login check failed: %s", self.secret_id, exc)
                 return (yield Adopt(client))  # type: ignore[no-any-return]
             yield CloseClient(client)

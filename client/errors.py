@@ -14,7 +14,8 @@ name the secret id, the field, the user, the version and the stage.
     ├── SecretsManagerError       Secrets Manager failed or refused a call
     │   └── SecretNotFoundError   the secret id (or version) does not exist
     ├── DatabaseError             MongoDB failed or could not be reached
-    │   └── AuthenticationError   MongoDB refused the credentials (code 18/8000)
+    │   ├── AuthenticationError   MongoDB refused the credentials (code 18/8000)
+    │   └── TLSError              the TLS handshake failed: a setting to change (never a fallback)
     ├── RotationError             a rotation step refused or failed
     │                             (rotation_lambda.errors, shipped in the function's zip)
     ├── LocalStackError           an embedded server did not start or stop
@@ -37,6 +38,7 @@ __all__ = [
     "SecretNotFoundError",
     "SecretSwitchError",
     "SecretsManagerError",
+    "TLSError",
 ]
 
 
@@ -77,3 +79,11 @@ class DatabaseError(SecretSwitchError):
 
 class AuthenticationError(DatabaseError):
     """MongoDB refused the user name and password (error 18, or Atlas 8000)."""
+
+
+class TLSError(DatabaseError):
+    """The TLS handshake with MongoDB failed (untrusted CA, host name, expiry, no TLS): fix a setting.
+
+    Unlike an unreachable server it is never waited out: a rotating client
+    fails to start with it, and nothing ever falls back to plaintext.
+    """

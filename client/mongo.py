@@ -86,7 +86,7 @@ from pymongo.errors import (
 )
 
 from .credentials import MongoCredentials
-from .errors import AuthenticationError, ConfigurationError, DatabaseError
+from .errors import AuthenticationError, ConfigurationError, DatabaseError, TLSError
 from .policy import Failure, is_auth_failure_code
 
 if TYPE_CHECKING:
@@ -286,7 +286,10 @@ def translate_error(exc: PyMongoError, credentials: MongoCredentials) -> Databas
         return AuthenticationError(f"MongoDB refused {who}: authentication failed; the password may have rotated")
     tls = tls_failure(exc, credentials)
     if tls is not None:
-        return DatabaseError(f"MongoDB unreachable for {who}: {tls}")
+        # With TLS on, a failed handshake is a setting to fix; without it, the
+        # server may simply be down (or a TLS-only one): the text says which.
+        error_class = TLSError if credentials.uses_tls else DatabaseError
+        return error_class(f"MongoDB unreachable for {who}: {tls}")
     return DatabaseError(f"MongoDB failed for {who}: {type(exc).__name__}")
 
 

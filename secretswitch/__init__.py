@@ -31,6 +31,7 @@ from .client import (
     SecretNotFoundError,
     SecretsManagerError,
     SecretSwitchError,
+    TLSError,
     parse_secret,
 )
 
@@ -53,5 +54,6 @@ __all__ = [
     "SecretNotFoundError",
     "SecretSwitchError",
     "SecretsManagerError",
+    "TLSError",
     "parse_secret",
 ]

@@ -39,6 +39,7 @@ from pymongo.errors import PyMongoError
 from secretswitch.cli import main as cli_main
 from secretswitch.client import RefreshPolicy, RotatingMongoClient
 from secretswitch.client.credentials import MongoCredentials, parse_secret
+from secretswitch.client.errors import TLSError
 from secretswitch.client.mongo import build_mongo_client
 from secretswitch.embedded_stack.moto_server import register_rotation_function, unregister_rotation_function
 from secretswitch.embedded_stack.stack import APP_DATABASE, TLS_CA_FILE_ENV, EmbeddedStack, SecantusServer
@@ -401,20 +402,26 @@ def _password(stack: EmbeddedStack, secret_id: str) -> str:
 def test_the_client_names_each_tls_failure_and_never_falls_back_to_plaintext(
     tls_stack: EmbeddedStack, cases: dict[str, Case], name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The first login check fails with the translated DatabaseError (logged: at start-up the client lets
-    pymongo reconnect to a database that is down), and operations fail: the plaintext servers here take no
-    login, so one that fell back to plaintext would succeed."""
+    """With TLS on, the client refuses to start with a TLSError naming the cause and the setting; with it off
+    (a plaintext client at the TLS-only server) the first login check is logged and operations fail. Either
+    way nothing falls back to plaintext: the plaintext servers here take no login, so one that did would work."""
     case = cases[name]
     secret_id = _secret_for(tls_stack, case)
     caplog.set_level(logging.WARNING, logger="secretswitch.client")
+    if case.ssl:
+        with pytest.raises(TLSError) as refused:
+            RotatingMongoClient(secret_id, secretsmanager_client=tls_stack.secretsmanager_client(), mongo_options=QUICK)
+        message = str(refused.value)
+        assert "MongoDB unreachable for user 'app'" in message
+        assert ": TLS: " in message
+        _assert_named(message, case, _password(tls_stack, secret_id))
+        return
     rc = RotatingMongoClient(secret_id, secretsmanager_client=tls_stack.secretsmanager_client(), mongo_options=QUICK)
     try:
         messages = [r.getMessage() for r in caplog.records if "first login check failed" in r.getMessage()]
         assert len(messages) == 1, messages
         assert "MongoDB unreachable for user 'app'" in messages[0]
         _assert_named(messages[0], case, _password(tls_stack, secret_id))
-        if case.ssl:
-            assert ": TLS: " in messages[0]
         with pytest.raises(PyMongoError):
             rc.run(lambda db: db.command("ping"))
     finally:
