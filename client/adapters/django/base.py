@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django_mongodb_backend.base import DatabaseWrapper as MongoDatabaseWrapper
@@ -57,7 +57,7 @@ def _build(alias: str, settings_dict: Mapping[str, Any]) -> RotatingMongoClient:
 
 
 def close_rotating_clients() -> None:
-    """Close every rotating client this process built (at shutdown; the next query builds a new one)."""
+    """Close every rotating client this process built: at process shutdown, once no query runs any more."""
     with _lock:
         clients = list(_clients.values())
         _clients.clear()
@@ -67,8 +67,6 @@ def close_rotating_clients() -> None:
 
 class DatabaseWrapper(MongoDatabaseWrapper):  # type: ignore[misc]  # django-mongodb-backend is untyped
     """django-mongodb-backend's wrapper whose ``MongoClient`` is a rotating client's."""
-
-    rotating_clients: ClassVar[Mapping[str, RotatingMongoClient]] = _clients
 
     @property
     def rotating_client(self) -> RotatingMongoClient:
