@@ -22,11 +22,20 @@ This module is the core's shell for one event loop:
   (aioboto3) would add a dependency for one call every few days.
 * **MongoDB** is pymongo's own ``AsyncMongoClient`` (Motor is deprecated in
   its favour), built and closed by :mod:`client.mongo`.
-* **A refused login** takes the client off the hot path: ``run`` and
-  ``collection`` await the repair; ``database()``, which cannot await,
-  starts it and raises ``AuthenticationError`` meanwhile (and for
-  ``forced_refresh_gap`` after a failed one) instead of handing out a client
-  pymongo has poisoned.
+* **One stable AsyncMongoClient**, whose login changes in place
+  (:func:`client.mongo.adopt_login_async`), exactly as the threaded client's:
+  every handle an application or an ODM keeps (Beanie's database, a
+  collection held by a FastAPI dependency) follows every switch.
+* **A refused login**, wherever the operation ran, is seen through pymongo's
+  monitoring (:class:`~client.mongo.LoginWatch`) and repaired at once by a
+  task on the client's loop; ``run`` and ``collection`` await the repair,
+  ``database()`` starts it and hands out the stable database, whose
+  operations wait for server selection until the login is repaired (it
+  raises ``AuthenticationError`` only for ``forced_refresh_gap`` after a
+  failed repair).
+* **Background refresher**: one task per client (``background_refresh=True``,
+  the default) starts each refresh when it is due, so a client whose handles
+  an ODM holds still follows the schedule; ``close()`` stops it.
 
 Start it with ``async with`` or ``await rc.start()`` (the first read of the
 secret and the first login are I/O, so the constructor does none).
@@ -38,10 +47,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
@@ -54,18 +64,19 @@ from .core import (
     ScheduleCheck,
 )
 from .credentials import MongoCredentials
-from .errors import AuthenticationError, DatabaseError
+from .errors import DatabaseError, SecretSwitchError
 from .events import ClientEvent
-from .flows import BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Request, drive_async, start_plan
+from .flows import Adopt, BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Request, drive_async, start_plan
 from .hub import InFlight
 from .mongo import (
     AsyncLoginCheck,
     AsyncMongoClientFactory,
+    LoginWatch,
+    adopt_login_async,
     build_async_mongo_client,
     check_login_async,
     classify_failure,
     discard_async_client,
-    release_async_waiters,
 )
 from .policy import RefreshPolicy, Retry, after_failure
 from .shell import RotatingShell
@@ -78,8 +89,11 @@ if TYPE_CHECKING:
 __all__ = ["AsyncRecoveringCollection", "AsyncRotatingMongoClient"]
 
 # The same bounds as the threaded client's.
-_RETIRE_WAIT = 60.0
 _CLOSE_WAIT = 30.0
+# The background refresher looks again at least this often (real seconds; see the threaded client).
+_REFRESHER_MAX_SLEEP = 30.0
+_log = logging.getLogger(__name__)
+AsyncLoginAdopter = Callable[["AsyncMongoClient[dict[str, Any]]", "AsyncMongoClient[dict[str, Any]]"], Awaitable[None]]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -116,7 +130,10 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         rng: the source of jitter.
         client_factory: builds an ``AsyncMongoClient`` from credentials and options.
         login_check: checks a new client's login (default: ``await ping``).
-        close_grace: real seconds an old client stays open after a planned switch.
+        close_grace: real seconds ``close()`` waits for ``run`` calls still in progress.
+        background_refresh: run the background refresher task (default).
+        login_adopter: moves a checked candidate's login onto the stable client
+            (default :func:`client.mongo.adopt_login_async`; tests pass a fake's).
 
     Raises:
         ConfigurationError: an argument is wrong.
@@ -136,6 +153,8 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         client_factory: AsyncMongoClientFactory = build_async_mongo_client,
         login_check: AsyncLoginCheck = check_login_async,
         close_grace: float = 2.0,
+        background_refresh: bool = True,
+        login_adopter: AsyncLoginAdopter = adopt_login_async,
     ) -> None:
         self._init_shell(
             secret_id,
@@ -149,13 +168,20 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         )
         self._client_factory = client_factory
         self._login_check = login_check
+        self._login_adopter = login_adopter
+        self._refresher_enabled = background_refresh
+        self._stable: AsyncMongoClient[dict[str, Any]] | None = None
+        self._candidate_watch: tuple[Any, LoginWatch] | None = None
+        self._adopted_at = -math.inf
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._refresher_task: asyncio.Task[None] | None = None
         self._gen: _Gen = _not_started()
         self._started = False
         self._starting: asyncio.Task[Any] | None = None
         self._closed = False
         self._flight: asyncio.Task[Any] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._retired: list[_Gen] = []
         self._stopping: asyncio.Event | None = None
         if on_event is not None:
             self.subscribe(on_event)
@@ -173,14 +199,27 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         self._core.ensure_open()
         if self._starting is None:
             self._stopping = asyncio.Event()
+            self._wake = asyncio.Event()
+            self._loop = asyncio.get_running_loop()
             self._starting = asyncio.get_running_loop().create_task(
                 drive_async(self._core.start(), self._perform), name=f"secretswitch-start-{self.secret_id}"
             )
         try:
             await asyncio.shield(self._starting)
+        except BaseException:
+            if self._stable is not None and self._starting.done():
+                await discard_async_client(self._stable)
+                self._stable = None
+            raise
         finally:
             self._core.events.deliver()
-        self._started = True
+        if not self._started:
+            self._started = True
+            if self._refresher_enabled:
+                # Not one of the short-lived tasks: it lives until close(), which waits for it.
+                self._refresher_task = asyncio.get_running_loop().create_task(
+                    self._refresher(), name=f"secretswitch-refresher-{self.secret_id}"
+                )
         return self
 
     async def close(self) -> None:
@@ -199,7 +238,10 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         self._core.close()  # every later call takes the slow path, which refuses
         if self._stopping is not None:
             self._stopping.set()
-        pending = {task for task in (self._flight, *self._tasks) if task is not None and not task.done()}
+        if self._wake is not None:
+            self._wake.set()
+        flows = (self._flight, self._refresher_task, *self._tasks)
+        pending = {task for task in flows if task is not None and not task.done()}
         if pending:
             _, late = await asyncio.wait(pending, timeout=_CLOSE_WAIT)
             for task in late:
@@ -207,9 +249,6 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
             if late:
                 await asyncio.wait(late)
         gen = self._gen
-        retired, self._retired = self._retired, []
-        for old in retired:
-            await discard_async_client(old.client)
         await self._wait_idle(gen.in_flight, self._close_grace)
         if gen.refused:
             await discard_async_client(gen.client)
@@ -237,10 +276,8 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
             self._core.raise_if_refused(gen)
             if self._idle():
                 self._launch(self._core.recover(gen))
-            raise AuthenticationError(
-                f"MongoDB refused user {gen.credentials.username!r} of secret {self.secret_id!r}; the client is "
-                "being repaired: retry, or use run()/collection(), which wait for the repair"
-            )
+            # The stable client: its operations wait for server selection until the login is repaired.
+            return gen
         if self._idle() and self._core.due(gen, self._clock()):
             self._launch(self._core.refresh(reason="refresh-ahead"))
         return self._gen
@@ -438,42 +475,106 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
             # boto3 is synchronous: a worker thread keeps the loop free.
             return await asyncio.to_thread(self._source.get_version, request.stage)
         if isinstance(request, BuildClient):
-            return self._client_factory(request.credentials, self._mongo_options)
+            return self._build(request.credentials)
         if isinstance(request, CheckLogin):
             await self._login_check(request.client, request.credentials)
             return None
+        if isinstance(request, Adopt):
+            return await self._adopt(request.client)
         if isinstance(request, CloseClient):
-            await discard_async_client(request.client)
+            if request.client is not self._stable:
+                await discard_async_client(request.client)
             return None
-        await self._retire(request.generation, at_once=request.at_once)
+        # Retire: the client is the stable one; calls that read the old generation move on.
+        if request.at_once:
+            request.generation.in_flight.refuse()
         return None
 
-    async def _retire(self, old: _Gen, *, at_once: bool) -> None:
-        """Close ``old``'s client: at once after a refused login, else when idle and after the grace period."""
-        self._retired.append(old)
-        if at_once:
-            # Operations waiting on it fail now and run() retries them on the new client.
-            old.in_flight.refuse()
-            await release_async_waiters(old.client)
+    def _build(self, credentials: MongoCredentials) -> AsyncMongoClient[dict[str, Any]]:
+        watch = LoginWatch(self._login_refused)
+        listeners = [*self._mongo_options.get("event_listeners", ()), watch]
+        client = self._client_factory(credentials, {**self._mongo_options, "event_listeners": listeners})
+        self._candidate_watch = (client, watch)
+        return client
 
-        async def close_later() -> None:
-            if not at_once:
-                if self._stopping is not None:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), self._close_grace)
-                await self._wait_idle(old.in_flight, _RETIRE_WAIT)
-            if old not in self._retired:
-                return  # close() took care of it
-            self._retired.remove(old)
-            if at_once:
-                await discard_async_client(old.client)
-            else:
-                with contextlib.suppress(PyMongoError):
-                    await old.client.close()
+    async def _adopt(self, candidate: AsyncMongoClient[dict[str, Any]]) -> AsyncMongoClient[dict[str, Any]]:
+        stable = self._stable
+        if stable is None or candidate is stable:
+            self._stable = candidate
+            pending = self._candidate_watch
+            if pending is not None and pending[0] is candidate:
+                pending[1].arm()
+            return candidate
+        try:
+            await self._login_adopter(stable, candidate)
+            self._adopted_at = time.monotonic()  # pymongo's clock for server descriptions
+        finally:
+            await discard_async_client(candidate)
+        return stable
 
-        task = asyncio.get_running_loop().create_task(close_later(), name=f"secretswitch-close-{old.number}")
+    # -- healing handles the client does not see -------------------------------------
+
+    def _login_refused(self, seen_at: float | None) -> None:
+        """pymongo's events task (or thread): a connection of the stable client was refused its login."""
+        gen, loop = self._gen, self._loop
+        if loop is None or self._closed or gen.refused or loop.is_closed():
+            return
+        if seen_at is not None and seen_at < self._adopted_at:
+            return  # refused before the last login change: already repaired
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
+            loop.call_soon_threadsafe(self._start_heal, gen)
+
+    def _start_heal(self, gen: _Gen) -> None:
+        if not self._closed and self._gen.number == gen.number and not gen.refused:
+            self._spawn(self._heal(gen), name=f"secretswitch-heal-{self.secret_id}")
+
+    async def _heal(self, gen: _Gen) -> None:
+        if self._gen.number != gen.number or self._closed:
+            return
+        self._core.refuse(gen)
+        try:
+            await self._repair(gen)
+        except SecretSwitchError:
+            pass  # auth_recovery_failed is out; the refresher tries again after the gap
+        finally:
+            if self._wake is not None:
+                self._wake.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _set_generation(self, gen: _Gen) -> None:
+        self._gen = gen
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _refresher(self) -> None:
+        """Start each refresh when it is due, and retry a failed repair after the gap, until close()."""
+        wake = self._wake
+        if wake is None:  # start() sets it before starting this task
+            return
+        while not self._closed:
+            wake.clear()
+            gen = self._gen
+            wait = self.policy.forced_refresh_gap if gen.refused else gen.check_at - self._clock()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), min(wait, _REFRESHER_MAX_SLEEP))
+                if wake.is_set() or self._closed or (not gen.refused and self._clock() < gen.check_at):
+                    continue
+            try:
+                if gen.refused:
+                    await self._repair(gen)
+                else:
+                    self._maintain()
+            except SecretSwitchError:
+                pass  # counted and announced by the core; the schedule says when to look again
+            except Exception:  # noqa: BLE001 - the refresher must outlive any one failure
+                _log.exception("secret %s: background refresher step failed", self.secret_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), 1.0)
 
     async def _wait_idle(self, in_flight: InFlight, timeout: float) -> bool:
         """Wait until no ``run`` call uses a client (at most ``timeout`` real seconds), then refuse new ones."""

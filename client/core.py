@@ -50,7 +50,7 @@ from .errors import (
     SecretSwitchError,
 )
 from .events import ClientMetrics, EventKind
-from .flows import BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Retire
+from .flows import Adopt, BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Retire
 from .hub import EventHub, InFlight
 from .policy import (
     AWSCURRENT,
@@ -245,6 +245,24 @@ class ClientCore(Generic[C, D]):
     def ensure_open(self) -> None:
         if self._closed:
             raise DatabaseError(f"the rotating client for secret {self.secret_id!r} is closed")
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: fresh locks, re-seeded jitter, and a re-read of the secret on first use.
+
+        A lock another thread of the parent held at ``fork()`` would stay held
+        forever in the child, and an inherited random state would make every
+        child refresh at the same instant.
+        """
+        self._publish_lock = threading.Lock()
+        self._counters_lock = threading.Lock()
+        self.events.after_fork_in_child()
+        self._rng.seed()
+        gen = self._gen
+        if gen is not None:
+            now = self.clock()
+            check_at = -math.inf if gen.refused or self._closed else now
+            self._gen = replace(gen, in_flight=InFlight(), refresh_at=now, retry_at=None, check_at=check_at)
+            self._on_publish(self._gen)
 
     def close(self) -> Generation[C, D] | None:
         """Mark the client closed: every later call takes the slow path, which refuses."""
@@ -559,7 +577,7 @@ class ClientCore(Generic[C, D]):
         )
 
     def _open(self, credentials: MongoCredentials, *, allow_unreachable: bool = False) -> Plan[C]:
-        """Build a client and check its login; a client that fails is closed, never leaked."""
+        """Build a candidate, check its login, and adopt it; a candidate that fails is closed, never leaked."""
         client: C = yield BuildClient(credentials)
         try:
             yield CheckLogin(client, credentials)
@@ -568,10 +586,10 @@ class ClientCore(Generic[C, D]):
                 # At start-up a database that is down is the application's
                 # problem, not ours: pymongo reconnects by itself.
                 _log.warning("secret %s: first login check failed: %s", self.secret_id, exc)
-                return client
+                return (yield Adopt(client))  # type: ignore[no-any-return]
             yield CloseClient(client)
             raise
-        return client
+        return (yield Adopt(client))  # type: ignore[no-any-return]
 
     def _swap(
         self,

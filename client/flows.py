@@ -9,6 +9,7 @@ awaits (the asyncio client); the flow is the same code for both::
     ReadSecret(stage)               -> SecretVersion   GetSecretValue
     BuildClient(credentials)        -> client          pymongo's constructor (no I/O)
     CheckLogin(client, credentials) -> None            a ping as that user
+    Adopt(client)                   -> client          the stable client, now logged in as ``client``
     CloseClient(client)             -> None            a client that failed its check
     Retire(generation, at_once)     -> None            close a replaced client
 """
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .core import Generation
 
 __all__ = [
+    "Adopt",
     "BuildClient",
     "CheckLogin",
     "CloseClient",
@@ -63,6 +65,18 @@ class CheckLogin:
 
 
 @dataclass(frozen=True, slots=True)
+class Adopt:
+    """``client`` passed its login check: make the stable client log in like it; answer: the stable client.
+
+    The first client a rotating client adopts becomes its stable client;
+    later ones hand their login over (:func:`client.mongo.adopt_login`) and
+    are closed, so every handle on the stable client follows the switch.
+    """
+
+    client: Any
+
+
+@dataclass(frozen=True, slots=True)
 class CloseClient:
     """Close a client that never served anything (its check failed)."""
 
@@ -71,19 +85,18 @@ class CloseClient:
 
 @dataclass(frozen=True, slots=True)
 class Retire:
-    """Close a replaced generation's client.
+    """A generation was replaced: the ``run`` calls that read it move to the live one.
 
-    ``at_once`` after a refused login: pymongo cleared its pool and marked the
-    server unknown, so operations waiting on it must give up now and be
-    retried on the new client. Otherwise: once the ``run`` calls on it are
-    done and the grace period has passed.
+    Its client is the stable client (the login changed in place), so nothing
+    is closed. ``at_once`` after a refused login: calls still entering it move
+    to the live generation at once.
     """
 
     generation: Generation[Any, Any]
     at_once: bool
 
 
-Request = ReadSecret | BuildClient | CheckLogin | CloseClient | Retire
+Request = ReadSecret | BuildClient | CheckLogin | Adopt | CloseClient | Retire
 Plan = Generator[Request, Any, R]
 
 

@@ -96,6 +96,11 @@ class EventHub:
         self._pending: collections.deque[ClientEvent] = collections.deque()
         self._subscribers: tuple[Callable[[ClientEvent], None], ...] = ()
 
+    def after_fork_in_child(self) -> None:
+        """Fresh locks in a forked child (another thread of the parent may have held them)."""
+        self._lock = threading.Lock()
+        self._delivering = threading.Lock()
+
     def subscribe(self, callback: Callable[[ClientEvent], None]) -> Callable[[], None]:
         with self._lock:
             self._subscribers = (*self._subscribers, callback)

@@ -23,6 +23,43 @@ pymongo's APIs are served: ``MongoClient`` for the threaded client and
   rotating client retries them on the new client. These private attributes
   exist from pymongo 4.0 to at least 4.20; without them the waiters give up
   as pymongo decides.
+
+**One stable client per rotating client: the login changes in place.**
+Applications and libraries keep handles for the life of the process (a
+``Database`` an ODM was initialised with, a ``MongoClient`` a framework
+caches, a cursor): they must follow the secret too. So a rotating client
+builds its ``MongoClient`` once and never replaces it. A switch or a repair
+builds a short-lived *candidate* client with the new credentials, checks its
+login with a ``ping`` (:func:`check_login`), and then :func:`adopt_login`
+moves the candidate's login onto the stable client:
+
+* pymongo keeps a client's login in one ``MongoCredential`` value that its
+  pools read each time they open and authenticate a connection (pymongo's
+  ``PoolOptions`` object, shared by every server's pool). :func:`adopt_login` stores the candidate's value there.
+* the pools are reset *without pausing* them: idle connections (logged in as
+  the old user) close, connections in use finish their operation and close
+  when they are checked in, new ones log in as the new user. This is the
+  in-place form of "in-flight work finishes on the old client".
+* a server that pymongo marked unknown because it refused the old login
+  (its monitor may be parked in a streaming ``hello`` for up to
+  ``heartbeatFrequencyMS``) gets its monitor woken, so operations waiting for
+  server selection proceed within about half a second.
+
+The trade-off: this writes one private pymongo attribute
+(``PoolOptions.__credentials``) and calls private methods of each server
+(``pool.reset_without_pause``, ``_monitor.cancel_check``), present from pymongo 4.0 to 4.20 at
+least and checked by :func:`login_slots_available` and a test per supported
+version; a stable-handle proxy would have to mirror every pymongo type an ODM
+touches (``Database``, ``Collection``, ``with_options``, cursors, sessions,
+``AsyncDatabase``…) and still break on ``isinstance`` checks. The private
+writes are confined to this module.
+
+A refused login is *seen* through pymongo's public monitoring
+(:class:`LoginWatch`, a ``ServerListener``): pymongo publishes a server
+description change when a connection's login is refused, on its events
+thread (at most ~1 s later), whatever code ran the operation. No
+per-command or per-connection listener is registered: healing costs nothing
+per operation.
 """
 
 from __future__ import annotations
@@ -32,7 +69,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pymongo import MongoClient
+from pymongo import MongoClient, monitoring
 from pymongo.errors import (
     ConnectionFailure,
     InvalidOperation,
@@ -51,6 +88,10 @@ if TYPE_CHECKING:
 __all__ = [
     "LOGIN_OPTIONS",
     "AsyncLoginCheck",
+    "LoginWatch",
+    "adopt_login",
+    "adopt_login_async",
+    "login_slots_available",
     "AsyncMongoClientFactory",
     "LoginCheck",
     "MongoClientFactory",
@@ -157,7 +198,7 @@ async def check_login_async(client: AsyncMongoClient[dict[str, Any]], credential
 
 
 def is_auth_failure(exc: BaseException) -> bool:
-    """True when ``exc`` (or its cause) is MongoDB refusing the user name or password."""
+    """True when ``exc`` (or what it was raised from or during) is MongoDB refusing the user name or password."""
     seen = 0
     current: BaseException | None = exc
     while current is not None and seen < 5:
@@ -165,7 +206,8 @@ def is_auth_failure(exc: BaseException) -> bool:
             return True
         if isinstance(current, OperationFailure) and is_auth_failure_code(current.code):
             return True
-        current = current.__cause__
+        # A library that re-raises without ``from`` (MongoEngine does) leaves it in __context__.
+        current = current.__cause__ if current.__cause__ is not None else current.__context__
         seen += 1
     return False
 
@@ -267,3 +309,109 @@ async def discard_async_client(client: Any) -> None:
     await release_async_waiters(client)
     with contextlib.suppress(PyMongoError):
         await client.close()
+
+
+# -- one stable client: the login changes in place (see the module docstring) ---------------
+
+
+class LoginWatch(monitoring.ServerListener):
+    """Calls ``on_refused(seen_at)`` when a server of the client it watches refused a login.
+
+    Registered with ``event_listeners=`` on every client a rotating client
+    builds; only the stable client's watch is armed (:meth:`arm`), so a
+    candidate whose check fails does not count. ``on_refused`` runs on
+    pymongo's events thread: it must return at once (start a thread or a task).
+    """
+
+    __slots__ = ("_armed", "_on_refused")
+
+    def __init__(self, on_refused: Callable[[float | None], None]) -> None:
+        self._on_refused = on_refused
+        self._armed = False
+
+    def arm(self) -> None:
+        """Start reporting (the watched client became the stable one)."""
+        self._armed = True
+
+    def opened(self, event: monitoring.ServerOpeningEvent) -> None:
+        """Nothing to do."""
+
+    def closed(self, event: monitoring.ServerClosedEvent) -> None:
+        """Nothing to do."""
+
+    def description_changed(self, event: monitoring.ServerDescriptionChangedEvent) -> None:
+        """A refused login marks the server unknown with the refusal as its error."""
+        description = event.new_description
+        error = description.error
+        if self._armed and error is not None and is_auth_failure(error):
+            # When pymongo saw it (time.monotonic): events arrive up to ~1 s late, so a
+            # refusal of a login that was replaced meanwhile must not start another repair.
+            seen_at = getattr(description, "_last_update_time", None)
+            self._on_refused(seen_at if isinstance(seen_at, float) else None)
+
+
+def _credential_of(client: Any) -> Any:
+    return client._options.pool_options._credentials
+
+
+def login_slots_available(client: Any) -> bool:
+    """True when this pymongo keeps the login where :func:`adopt_login` writes it."""
+    options = getattr(client, "_options", None)
+    pool_options = getattr(options, "pool_options", None)
+    return hasattr(pool_options, "_PoolOptions__credentials") and hasattr(
+        getattr(client, "_topology", None), "_servers"
+    )
+
+
+def _store_login(stable: Any, candidate: Any) -> list[Any]:
+    """Write ``candidate``'s login into ``stable``; return ``stable``'s servers."""
+    if not (login_slots_available(stable) and login_slots_available(candidate)):
+        raise DatabaseError(
+            "this pymongo keeps the login where secretswitch cannot change it in place; "
+            "install a pymongo version secretswitch supports (pymongo>=4.13,<5)"
+        )
+    credential = _credential_of(candidate)
+    stable._options.pool_options._PoolOptions__credentials = credential
+    return list(stable._topology._servers.values())
+
+
+def _refused_addresses(client: Any) -> set[Any]:
+    try:
+        descriptions = client.topology_description.server_descriptions()
+    except (AttributeError, PyMongoError):
+        return set()
+    return {address for address, sd in descriptions.items() if sd.error is not None and is_auth_failure(sd.error)}
+
+
+def _wake_monitor(server: Any) -> None:
+    monitor = getattr(server, "_monitor", None)
+    with contextlib.suppress(AttributeError, PyMongoError):
+        if monitor is not None:
+            monitor.cancel_check()  # a streaming hello would park it for heartbeatFrequencyMS
+        server.request_check()
+
+
+def adopt_login(stable: MongoClient[dict[str, Any]], candidate: MongoClient[dict[str, Any]]) -> None:
+    """Make ``stable`` log in as ``candidate`` does from now on (``candidate`` is left open; close it).
+
+    Raises:
+        DatabaseError: this pymongo has no place to change the login in place.
+    """
+    refused = _refused_addresses(stable)
+    for server in _store_login(stable, candidate):
+        with contextlib.suppress(PyMongoError):
+            server.pool.reset_without_pause()
+        if server.description.address in refused:
+            _wake_monitor(server)
+
+
+async def adopt_login_async(
+    stable: AsyncMongoClient[dict[str, Any]], candidate: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    """:func:`adopt_login` for an ``AsyncMongoClient``."""
+    refused = _refused_addresses(stable)
+    for server in _store_login(stable, candidate):
+        with contextlib.suppress(PyMongoError):
+            await server.pool.reset_without_pause()
+        if server.description.address in refused:
+            _wake_monitor(server)

@@ -22,41 +22,60 @@ blocking calls to the two seams (:mod:`client.secretsmanager`,
   ``AWSCURRENT`` (one ``GetSecretValue``); everyone else keeps the current
   client, past the upper bound too: nobody waits on the network while a
   working client exists.
-* **Switch.** Different credentials get a new ``MongoClient``, checked with a
-  ``ping`` as the new user, then swapped in atomically. The old client is
-  closed once the operations ``run`` counts on it have finished and a grace
-  period (real seconds, for handles taken with ``database()``) has passed.
-  A malformed secret or a failed check keeps the old client, sends an event
-  and backs off.
+* **One stable MongoClient.** The client is built once and never replaced:
+  :attr:`~RotatingMongoClient.client`, every ``database()`` and every handle
+  an application or a library keeps (a ``Database`` given to an ODM, a
+  cursor) stay valid for the life of the rotating client. A switch changes
+  its login in place (:func:`client.mongo.adopt_login`): a short-lived
+  candidate client is checked with a ``ping`` as the new user, then the
+  stable client's pools log in as that user from then on; connections in use
+  finish their operation first. A malformed secret or a failed check keeps
+  the current login, sends an event and backs off.
 * **Refused login** (error 18/8000, also inside a
-  ``ServerSelectionTimeoutError``). pymongo clears the pool and marks the
-  server unknown, so the client is taken off the hot path at once and never
-  used again: callers wait on the refresh lock (not on server selection)
-  while one thread re-reads ``AWSCURRENT`` (then ``AWSPENDING``,
-  ``AWSPREVIOUS``, and the same credentials on a fresh client) and swaps a
-  new client in. The refused client is closed at once, so operations still
-  waiting on it give up in microseconds and are retried on the new one. A
-  failed repair raises ``AuthenticationError`` and every call fails fast for
-  ``forced_refresh_gap``; the first call after it tries again.
+  ``ServerSelectionTimeoutError``), wherever the operation ran: pymongo
+  clears the pool and marks the server unknown, and publishes a server
+  description change that :class:`~client.mongo.LoginWatch` sees (no
+  per-command cost). The client takes the generation off the hot path and
+  one thread re-reads ``AWSCURRENT`` at once (then ``AWSPENDING``,
+  ``AWSPREVIOUS``, and the same credentials again) and adopts the first
+  that logs in; operations waiting for server selection meanwhile proceed
+  as soon as it is done. A failed repair raises ``AuthenticationError`` from
+  ``run`` and every call fails fast for ``forced_refresh_gap``; the
+  background refresher tries again after it.
+* **Background refresher** (``background_refresh=True``, the default): one
+  daemon thread per client sleeps until the next refresh is due and starts
+  it, so a client whose handles are held by a library that never calls it
+  again still follows the schedule. ``close()`` stops it.
+* **Fork safety.** In a child process (``os.fork``, gunicorn ``--preload``,
+  a ``multiprocessing`` fork pool) every client gets fresh locks, forgets the
+  parent's threads, drops the parent's boto3 connections, re-seeds its
+  jitter, restarts its refresher and re-reads the secret on first use.
+  pymongo resets the stable client's pools itself after a fork.
 * **Events** are delivered after the client released its locks: a
-  subscriber may call any method, ``close()`` included.
+  subscriber may call any method, ``close()`` included. Nothing needs to
+  react to ``switched`` or ``auth_recovered``: handles follow by themselves.
 
 What is retried: ``run`` retries its function once after a refused login
 (the command never reached the database), once after an error that proves
 the command never left a client that has since been replaced (no server
 selected, client closed), and once after a connection error from such a
-client. Nothing else is retried, and operations on handles from
-``database()`` / ``client`` are never retried: their errors reach the
-application, but the next call repairs the client.
+client. Nothing else is retried. Operations on handles from ``database()``
+/ ``client`` (or kept by a library) are never retried: the one whose login
+was refused fails with pymongo's error; the ones after it run on the
+repaired login.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import math
+import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -69,17 +88,19 @@ from .core import (
     Generation,
     ScheduleCheck,
 )
+from .errors import SecretSwitchError
 from .events import ClientEvent
-from .flows import BuildClient, CheckLogin, CloseClient, ReadSecret, Request, drive
+from .flows import Adopt, BuildClient, CheckLogin, CloseClient, ReadSecret, Request, drive
 from .hub import InFlight
 from .mongo import (
     LoginCheck,
+    LoginWatch,
     MongoClientFactory,
+    adopt_login,
     build_mongo_client,
     check_login,
     classify_failure,
     discard_client,
-    release_waiters,
 )
 from .policy import RefreshPolicy, Retry, after_failure
 from .shell import RotatingShell
@@ -89,12 +110,20 @@ if TYPE_CHECKING:
     from pymongo import MongoClient
     from pymongo.database import Database
 
+    from .credentials import MongoCredentials
+
 __all__ = ["RecoveringCollection", "RotatingMongoClient", "ScheduleCheck"]
 
-# How long a retired client waits for the operations still running on it.
-_RETIRE_WAIT = 60.0
 # How long close() waits for the client's own threads, all together.
 _CLOSE_WAIT = 30.0
+# The background refresher looks again at least this often (real seconds): the
+# clock may be a compressed or injected one whose seconds are not real ones.
+_REFRESHER_MAX_SLEEP = 30.0
+
+_log = logging.getLogger(__name__)
+LoginAdopter = Callable[["MongoClient[dict[str, Any]]", "MongoClient[dict[str, Any]]"], None]
+# Every open client, for the fork hook (weak: the hook never keeps one alive).
+_LIVE: weakref.WeakSet[RotatingMongoClient] = weakref.WeakSet()
 
 T = TypeVar("T")
 _Gen = Generation["MongoClient[dict[str, Any]]", "Database[dict[str, Any]]"]
@@ -125,8 +154,12 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         client_factory: builds a MongoClient from credentials and options
             (tests pass a recording fake).
         login_check: checks a new client's login (default: ``ping``).
-        close_grace: real seconds an old client stays open after a planned
-            switch, for operations on handles taken with ``database()`` / ``client``.
+        close_grace: real seconds ``close()`` waits for ``run`` calls still
+            in progress before it closes the MongoClient.
+        background_refresh: run the background refresher thread (default);
+            without it the client refreshes only when it is called.
+        login_adopter: moves a checked candidate's login onto the stable
+            client (default :func:`client.mongo.adopt_login`; tests pass a fake's).
 
     Raises:
         SecretsManagerError: the first read of the secret failed.
@@ -149,6 +182,8 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         client_factory: MongoClientFactory = build_mongo_client,
         login_check: LoginCheck = check_login,
         close_grace: float = 2.0,
+        background_refresh: bool = True,
+        login_adopter: LoginAdopter = adopt_login,
     ) -> None:
         self._init_shell(
             secret_id,
@@ -162,18 +197,30 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         )
         self._client_factory = client_factory
         self._login_check = login_check
-        self._refresh_lock = threading.Lock()  # single flight: reads of the secret and swaps
-        self._state_lock = threading.Lock()  # threads, retired generations, closing
+        self._login_adopter = login_adopter
+        self._refresher_enabled = background_refresh
+        self._refresh_lock = threading.Lock()  # single flight: reads of the secret and logins
+        self._state_lock = threading.Lock()  # threads, closing
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # a new generation was published: the refresher looks again
         self._closed = False
         self._threads: set[threading.Thread] = set()
-        self._retired: list[_Gen] = []
+        self._stable: MongoClient[dict[str, Any]] | None = None
+        self._refresher_thread: threading.Thread | None = None
+        self._candidate_watch: tuple[Any, LoginWatch] | None = None
+        self._adopted_at = -math.inf
         if on_event is not None:
             self.subscribe(on_event)
         try:
             drive(self._core.start(), self._perform)
+        except BaseException:
+            if self._stable is not None:
+                discard_client(self._stable)
+            raise
         finally:
             self._core.events.deliver()
+        _LIVE.add(self)
+        self._start_refresher()
 
     # -- the public surface ----------------------------------------------------
 
@@ -294,10 +341,15 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
                 return
             self._closed = True
         self._core.close()  # every later call takes the slow path, which refuses
+        _LIVE.discard(self)
         self._stopping.set()
-        # A refresh that finishes meanwhile may start a retire thread: look again
+        self._wake.set()
+        # A refresh that finishes meanwhile may start a thread: look again
         # until none is left (real time, whatever the injected clock says).
         deadline = time.monotonic() + _CLOSE_WAIT
+        refresher = self._refresher_thread
+        if refresher is not None and refresher is not threading.current_thread():
+            refresher.join(timeout=_CLOSE_WAIT)
         while True:
             with self._state_lock:
                 threads = [thread for thread in self._threads if thread is not threading.current_thread()]
@@ -308,10 +360,6 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
                 thread.join(timeout=max(0.0, remaining))
         with self._refresh_lock:
             gen = self._gen
-            with self._state_lock:
-                retired, self._retired = self._retired, []
-        for old in retired:
-            discard_client(old.client)
         self._wait_idle(gen.in_flight, self._close_grace)
         if gen.refused:
             discard_client(gen.client)
@@ -416,40 +464,113 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         if isinstance(request, ReadSecret):
             return self._source.get_version(request.stage)
         if isinstance(request, BuildClient):
-            return self._client_factory(request.credentials, self._mongo_options)
+            return self._build(request.credentials)
         if isinstance(request, CheckLogin):
             self._login_check(request.client, request.credentials)
             return None
+        if isinstance(request, Adopt):
+            return self._adopt(request.client)
         if isinstance(request, CloseClient):
-            discard_client(request.client)
+            if request.client is not self._stable:
+                discard_client(request.client)
             return None
-        self._retire(request.generation, at_once=request.at_once)
+        # Retire: the client is the stable one; calls that read the old generation move on.
+        if request.at_once:
+            request.generation.in_flight.refuse()
         return None
 
-    def _retire(self, old: _Gen, *, at_once: bool) -> None:
-        """Close ``old``'s client: at once after a refused login, else when idle and after the grace period."""
-        with self._state_lock:
-            self._retired.append(old)
-        if at_once:
-            # Operations waiting on it (pymongo marked the server unknown) fail
-            # now instead of after serverSelectionTimeoutMS; run() retries them.
-            old.in_flight.refuse()
-            release_waiters(old.client)
+    def _build(self, credentials: MongoCredentials) -> MongoClient[dict[str, Any]]:
+        watch = LoginWatch(self._login_refused)
+        listeners = [*self._mongo_options.get("event_listeners", ()), watch]
+        client = self._client_factory(credentials, {**self._mongo_options, "event_listeners": listeners})
+        self._candidate_watch = (client, watch)
+        return client
 
-        def close_later() -> None:
-            if not at_once:
-                self._stopping.wait(self._close_grace)
-                self._wait_idle(old.in_flight, _RETIRE_WAIT)
-            with self._state_lock:
-                if old not in self._retired:
-                    return  # close() took care of it
-                self._retired.remove(old)
-            if at_once:
-                discard_client(old.client)
-            else:
-                self._close_client(old.client)
+    def _adopt(self, candidate: MongoClient[dict[str, Any]]) -> MongoClient[dict[str, Any]]:
+        """The first checked client becomes the stable one; later ones hand it their login."""
+        stable = self._stable
+        if stable is None or candidate is stable:
+            self._stable = candidate
+            pending = self._candidate_watch
+            if pending is not None and pending[0] is candidate:
+                pending[1].arm()
+            return candidate
+        try:
+            self._login_adopter(stable, candidate)
+            self._adopted_at = time.monotonic()  # pymongo's clock for server descriptions
+        finally:
+            discard_client(candidate)
+        return stable
 
-        self._start_thread(close_later, name=f"secretswitch-close-{old.number}")
+    # -- healing handles the client does not see -----------------------------------
+
+    def _login_refused(self, seen_at: float | None) -> None:
+        """pymongo's events thread: a connection of the stable client was refused its login."""
+        gen = self._gen  # read now: a later generation is not the one refused
+        if self._stopping.is_set() or gen.refused or (seen_at is not None and seen_at < self._adopted_at):
+            return
+        self._start_thread(lambda: self._heal(gen), name=f"secretswitch-heal-{self.secret_id}")
+
+    def _heal(self, gen: _Gen) -> None:
+        if self._gen.number != gen.number or self._stopping.is_set():
+            return
+        self._core.refuse(gen)
+        try:
+            self._repair(gen)
+        except SecretSwitchError as exc:
+            # The auth_recovery_failed event is out; the refresher tries again after the gap.
+            _log.warning("secret %s: repair after a refused login failed: %s", self.secret_id, type(exc).__name__)
+        finally:
+            self._wake.set()
+
+    def _set_generation(self, gen: _Gen) -> None:
+        self._gen = gen
+        self._wake.set()
+
+    def _start_refresher(self) -> None:
+        # Not one of the short-lived threads in _threads: it lives until close(), which joins it.
+        if self._refresher_enabled and not self._stopping.is_set():
+            thread = threading.Thread(
+                target=self._refresher, name=f"secretswitch-refresher-{self.secret_id}", daemon=True
+            )
+            self._refresher_thread = thread
+            thread.start()
+
+    def _refresher(self) -> None:
+        """Start each refresh when it is due, and retry a failed repair after the gap, until close()."""
+        while not self._stopping.is_set():
+            self._wake.clear()
+            gen = self._gen
+            wait = self.policy.forced_refresh_gap if gen.refused else gen.check_at - self._clock()
+            if wait > 0:
+                self._wake.wait(min(wait, _REFRESHER_MAX_SLEEP))
+                if self._wake.is_set() or self._stopping.is_set() or (not gen.refused and self._clock() < gen.check_at):
+                    continue
+            try:
+                if gen.refused:
+                    self._repair(gen)
+                else:
+                    self._maintain()
+            except SecretSwitchError:
+                pass  # counted and announced by the core; the schedule says when to look again
+            except Exception:  # noqa: BLE001 - the refresher must outlive any one failure
+                _log.exception("secret %s: background refresher step failed", self.secret_id)
+            # A refresh runs in its own thread: wait for its new generation (or a moment).
+            self._wake.wait(1.0)
+
+    def _after_fork_in_child(self) -> None:
+        """Runs in a forked child before anything else: nothing of the parent's threads survives there."""
+        self._refresh_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._threads = set()
+        self._wake = threading.Event()
+        closed = self._stopping.is_set()
+        self._stopping = threading.Event()
+        if closed:
+            self._stopping.set()
+        self._source.after_fork_in_child()
+        self._core.after_fork_in_child()
+        self._start_refresher()
 
     def _wait_idle(self, in_flight: InFlight, timeout: float) -> bool:
         """Wait until no ``run`` call uses a client (at most ``timeout`` real seconds), then refuse new ones."""
@@ -481,6 +602,18 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         with self._state_lock:
             self._threads.add(thread)
         thread.start()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE):
+        try:
+            client._after_fork_in_child()
+        except Exception:  # noqa: BLE001 - a fork hook must not break the child
+            _log.exception("secret %s: re-initialising after fork failed", client.secret_id)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class RecoveringCollection:

@@ -9,6 +9,7 @@ from ``repr``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import threading
@@ -164,10 +165,28 @@ class SecretSource:
 
     def __init__(self, secret_id: str, client: SecretsManagerClient | Any | None = None) -> None:
         self.secret_id = secret_id
+        self._own_client = client is None
         self._client = client if client is not None else default_secretsmanager_client()
         self._calls_lock = threading.Lock()
         self._api_calls = 0
         self._calls_by_operation: dict[str, int] = {}
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: never share the parent's HTTP connections (boto3 clients are not fork-safe).
+
+        A client this source built is built anew; one the application passed
+        keeps its configuration and credentials but drops its pooled
+        connections, whose sockets the parent still uses.
+        """
+        self._calls_lock = threading.Lock()
+        if self._own_client:
+            self._client = default_secretsmanager_client()
+            return
+        session = getattr(getattr(self._client, "_endpoint", None), "http_session", None)
+        close = getattr(session, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):
+                close()  # urllib3 opens new connections on the next call
 
     @property
     def api_calls(self) -> int:

@@ -116,6 +116,7 @@ class FakeMongoClient:
         self.options = dict(options)
         self.closed = False
         self.operations = 0
+        self.refused_logins = 0
         self.admin = FakeDatabase(self, "admin")
 
     def __getitem__(self, name: str) -> FakeDatabase:
@@ -128,6 +129,7 @@ class FakeMongoClient:
         if self.server.down:
             raise AutoReconnect("server down")
         if self.server.passwords.get(self.credentials.username) != self.credentials.password:
+            self.refused_logins += 1
             raise OperationFailure("Authentication failed.", code=18)
 
     def close(self) -> None:
@@ -141,6 +143,15 @@ class FakeMongoServer:
         self.passwords = dict(passwords) or {"app": "pw-1"}
         self.down = False
         self.built: list[FakeMongoClient] = []
+        self.adopted: list[MongoCredentials] = []
+
+    def adopt(self, stable: FakeMongoClient, candidate: FakeMongoClient) -> None:
+        """The fake's login hand-over: the stable client logs in as the checked candidate."""
+        stable.credentials = candidate.credentials
+        self.adopted.append(candidate.credentials)
+
+    async def adopt_async(self, stable: FakeMongoClient, candidate: FakeMongoClient) -> None:
+        self.adopt(stable, candidate)
 
     def factory(self, credentials: MongoCredentials, options: Mapping[str, Any]) -> Any:
         client = FakeMongoClient(self, credentials, options)

@@ -38,6 +38,8 @@ def make_client(
 ) -> AsyncRotatingMongoClient:
     options.setdefault("policy", POLICY)
     options.setdefault("close_grace", 0.0)
+    options.setdefault("login_adopter", db_server.adopt_async)
+    options.setdefault("background_refresh", False)  # the tests drive the clock; the refresher has its own tests
     return AsyncRotatingMongoClient(
         "mongodb-app",
         secretsmanager_client=sm,
@@ -122,14 +124,15 @@ def test_a_thousand_tasks_on_an_expired_cache_make_one_read_and_one_build(
                 return await rc.run(find_one)
 
             results = await asyncio.gather(*(task() for _ in range(1000)))
-            assert results == [{"user": "app"}] * 1000  # served by the old client, nobody waited
+            assert results == [{"user": "app"}] * 1000  # served by the current login, nobody waited
             await wait_entered(sm)
             sm.gate.set()
             await settle(rc)
             assert sm.get_calls() == 2  # the first read + exactly one refresh
-            assert len(db_server.built) == 2  # exactly one new client
+            assert len(db_server.built) == 2  # exactly one candidate checked
             assert rc.active_user == "app_clone"
-            assert db_server.built[0].closed
+            assert db_server.built[1].closed
+            assert not db_server.built[0].closed
 
     run(scenario())
 
@@ -149,6 +152,8 @@ def test_a_failed_refresh_backs_off_exactly_as_the_threaded_client(
         client_factory=db_server.factory,
         policy=POLICY,
         on_event=threaded_events.append,
+        login_adopter=db_server.adopt,
+        background_refresh=False,
     )
     sm.failure = throttled()
     threaded_clock.advance(100.0)
@@ -229,8 +234,8 @@ def test_a_refused_login_switches_and_retries_once(
 
             assert await rc.run(op) is not None
             assert len(attempts) == 2
-            assert attempts[0] is not attempts[1]
-            assert attempts[0].closed  # the refused client is closed at once
+            assert attempts[0] is attempts[1], "the retry runs on the same (stable) client, logged in anew"
+            assert not attempts[0].closed
             assert [e.stage for e in events if e.kind == "auth_recovered"] == [stage]
             assert rc.metrics.auth_recoveries == 1
 
@@ -270,17 +275,19 @@ def test_a_failed_recovery_fails_fast_inside_the_gap_then_a_fixed_secret_is_used
                 await rc.run(find_one)
             with pytest.raises(AuthenticationError, match="retry later"):
                 rc.database()
-            assert (refused.operations, sm.get_calls()) == (used, calls)
+            assert (refused.refused_logins, sm.get_calls()) == (1, calls)
+            assert refused.operations == used
             sm.put(secret_string("app", "nobody knows"))  # the secret is fixed
             clock.advance(POLICY.forced_refresh_gap)
             assert await rc.run(find_one) == {"user": "app"}
-            assert rc.client is not refused
+            assert rc.client is refused
+            assert refused.credentials.password == "nobody knows"
             assert kinds(events).count("auth_recovery_failed") == 1
 
     run(scenario())
 
 
-def test_database_on_a_refused_client_starts_the_repair_instead_of_handing_it_out(
+def test_database_on_a_refused_client_starts_the_repair_and_hands_out_the_stable_database(
     sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock
 ) -> None:
     async def scenario() -> None:
@@ -289,11 +296,12 @@ def test_database_on_a_refused_client_starts_the_repair_instead_of_handing_it_ou
             sm.put(secret_string("app", "pw-new"))
             db_server.passwords["app"] = "pw-new"
             rc._core.refuse(rc._gen)  # what run() does when a login is refused
-            with pytest.raises(AuthenticationError, match="being repaired"):
-                rc.database()
+            held = rc.database()  # a FastAPI handler or an ODM: never an error while the repair runs
+            assert rc._flight is not None, "the repair started"
             await settle(rc)
-            assert await rc.database().find_one() == {"user": "app"}
-            assert refused.closed
+            assert await held.find_one() == {"user": "app"}
+            assert rc.client is refused
+            assert not refused.closed
 
     run(scenario())
 
@@ -315,7 +323,7 @@ def test_a_cancelled_caller_does_not_cancel_the_repair(
             sm.gate.set()
             await settle(rc)
             assert rc.credentials.password == "pw-new"
-            assert not db_server.built[-1].closed
+            assert not db_server.built[0].closed  # the stable client, now logged in anew
             assert await rc.run(find_one) == {"user": "app"}
 
     run(scenario())
@@ -355,8 +363,7 @@ def test_close_leaves_no_task_and_closes_every_client(
         rc = make_client(sm, db_server, clock, close_grace=60.0)
         await rc.start()
         sm.put(secret_string("app_clone", "pw-2"))
-        await rc.refresh_now()  # the old client waits 60 s of grace in a task
-        assert rc._tasks
+        await rc.refresh_now()
         await asyncio.wait_for(rc.close(), 10)
         assert asyncio.all_tasks() == {asyncio.current_task()}
         assert all(client.closed for client in db_server.built)
@@ -367,7 +374,7 @@ def test_close_leaves_no_task_and_closes_every_client(
     run(scenario())
 
 
-def test_the_old_client_is_closed_only_after_the_runs_on_it_finished(
+def test_a_planned_switch_never_closes_the_client_under_running_operations(
     sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock
 ) -> None:
     async def scenario() -> None:
@@ -384,12 +391,13 @@ def test_the_old_client_is_closed_only_after_the_runs_on_it_finished(
             old = rc.client
             sm.put(secret_string("app_clone", "pw-2"))
             assert await rc.refresh_now()
-            await asyncio.sleep(0.05)  # give the close task a chance to (wrongly) close it now
+            await asyncio.sleep(0.05)  # give any task a chance to (wrongly) close it now
             assert not old.closed
             release.set()
-            assert await worker == {"user": "app"}
+            assert await worker == {"user": "app_clone"}  # the fake answers as the login of that moment
             await settle(rc)
-            assert old.closed
+            assert rc.client is old
+            assert not old.closed
 
     run(scenario())
 

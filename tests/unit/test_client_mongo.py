@@ -77,3 +77,31 @@ def test_a_client_without_pymongos_topology_is_still_closed() -> None:
     assert release_waiters(client) is False
     discard_client(client)
     assert client.closed
+
+
+def test_this_pymongo_keeps_the_login_where_adopt_login_changes_it() -> None:
+    """The in-place login change relies on pymongo internals: fail loudly on a pymongo that moved them."""
+    from pymongo import AsyncMongoClient, MongoClient
+
+    from secretswitch.client.mongo import login_slots_available
+
+    for client_class in (MongoClient, AsyncMongoClient):
+        client = client_class("mongodb://u:p@127.0.0.1:1/?authSource=admin", connect=False)
+        assert login_slots_available(client), client_class.__name__
+        assert client._options.pool_options._credentials.username == "u"
+
+
+def test_an_auth_failure_re_raised_without_from_is_still_recognised() -> None:
+    """MongoEngine re-raises pymongo's error without ``from``: it is only in ``__context__``."""
+    from secretswitch.client.mongo import is_auth_failure
+
+    def library_call() -> None:
+        try:
+            raise OperationFailure("Authentication failed.", code=18)
+        except OperationFailure:
+            raise RuntimeError("the library's own error")  # noqa: B904 - what such libraries do
+
+    with pytest.raises(RuntimeError) as failure:
+        library_call()
+    assert failure.value.__cause__ is None
+    assert is_auth_failure(failure.value)

@@ -69,6 +69,8 @@ def make_client(
 ) -> RotatingMongoClient:
     options.setdefault("policy", POLICY)
     options.setdefault("close_grace", 0.0)
+    options.setdefault("login_adopter", db_server.adopt)
+    options.setdefault("background_refresh", False)  # the tests drive the clock; the refresher has its own tests
     return RotatingMongoClient(
         "mongodb-app",
         secretsmanager_client=sm,
@@ -263,11 +265,10 @@ def test_a_run_that_read_a_generation_just_before_it_was_retired_uses_the_live_o
     sm.put(secret_string("app_clone", "pw-2"))
     clock.advance(100.0)
     rc.database()
-    settle(rc)  # switched; the old client was retired and closed (close_grace is 0 here)
-    assert stale.client.closed
-    used = rc._run_on(stale, lambda db: db.client, None)
-    assert used is rc.client
-    assert used is not stale.client
+    settle(rc)  # switched: the stable client now logs in as app_clone
+    assert stale.client is rc.client
+    assert not stale.client.closed
+    assert rc._run_on(stale, lambda db: db.find_one(), None) == {"user": "app_clone"}
 
 
 def test_a_client_started_mid_rotation_logs_in_with_the_pending_version(
@@ -311,8 +312,11 @@ def test_new_credentials_switch_the_client(
     settle(rc)
     assert rc.active_user == "app_clone"
     assert rc.credentials.version_id == new_version
-    assert rc.client is not old
-    assert old.closed  # grace 0, nothing in flight
+    assert rc.client is old, "one stable client: every handle taken before the switch follows it"
+    assert not old.closed
+    assert old.credentials.username == "app_clone"  # the login changed in place
+    assert db_server.built[1].closed, "the candidate that was checked is closed once its login is adopted"
+    assert rc.database().find_one() == {"user": "app_clone"}
     switched = [e for e in events if e.kind == "switched"]
     assert len(switched) == 1
     assert (switched[0].from_user, switched[0].to_user, switched[0].to_version) == ("app", "app_clone", new_version)
@@ -432,8 +436,9 @@ def test_auth_failure_switches_to_the_new_current_and_retries_once(
 
     assert rc.run(op) == {"user": "app"}
     assert len(attempts) == 2
-    assert attempts[0] is not attempts[1]
+    assert attempts[0] is attempts[1], "the retry runs on the same (stable) client, logged in anew"
     assert rc.credentials.password == "pw-new"
+    assert attempts[1].credentials.password == "pw-new"
     recovered = [e for e in events if e.kind == "auth_recovered"]
     assert len(recovered) == 1
     assert recovered[0].stage == "AWSCURRENT"
@@ -536,14 +541,15 @@ def test_a_fixed_secret_is_picked_up_by_the_first_call_after_the_gap(
     sm.put(secret_string("app", "reset by an admin"))  # someone fixes the secret
     clock.advance(POLICY.forced_refresh_gap)
     assert rc.run(lambda db: db.find_one()) == {"user": "app"}
-    assert rc.client is not refused
-    assert refused.closed
+    assert rc.client is refused
+    assert not refused.closed
+    assert refused.credentials.password == "reset by an admin"
 
 
-def test_a_database_that_accepts_the_same_credentials_again_gets_a_fresh_client(
+def test_a_database_that_accepts_the_same_credentials_again_gets_a_fresh_login(
     rc: RotatingMongoClient, db_server: FakeMongoServer, clock: FakeClock
 ) -> None:
-    """pymongo cleared the refused client's pool: the same login on a new client, never the poisoned one."""
+    """pymongo cleared the refused pool: the same login is checked on a candidate and adopted again."""
     refused = rc.client
     db_server.passwords["app"] = "changed for a moment"
     with pytest.raises(AuthenticationError):
@@ -551,8 +557,9 @@ def test_a_database_that_accepts_the_same_credentials_again_gets_a_fresh_client(
     db_server.passwords["app"] = "pw-1"  # the password was put back
     clock.advance(POLICY.forced_refresh_gap)
     assert rc.database().find_one() == {"user": "app"}
-    assert rc.client is not refused
+    assert rc.client is refused
     assert rc.credentials.password == "pw-1"
+    assert [c.password for c in db_server.adopted] == ["pw-1"]
 
 
 def test_a_refused_login_inside_a_server_selection_timeout_is_recovered(
@@ -561,10 +568,9 @@ def test_a_refused_login_inside_a_server_selection_timeout_is_recovered(
     """pymongo reports a login refused on another thread as a server selection timeout quoting code 18."""
     sm.put(secret_string("app", "pw-new"))
     db_server.passwords["app"] = "pw-new"
-    old = rc.client
 
     def op(db: Any) -> Any:
-        if db.client is old:
+        if db.client.credentials.password != "pw-new":
             raise ServerSelectionTimeoutError(
                 "authentication failed, full error: {'ok': 0.0, 'errmsg': 'authentication failed', 'code': 18, "
                 "'codeName': 'AuthenticationFailed'}, Timeout: 2.0s"
@@ -579,7 +585,6 @@ def test_callers_wait_for_the_repair_instead_of_running_on_the_refused_client(
     rc: RotatingMongoClient, sm: FakeSecretsManager, db_server: FakeMongoServer
 ) -> None:
     refused = rc.client
-    before = refused.operations  # the login check
     sm.put(secret_string("app", "pw-new"))
     db_server.passwords["app"] = "pw-new"
     sm.gate = threading.Event()
@@ -588,7 +593,7 @@ def test_callers_wait_for_the_repair_instead_of_running_on_the_refused_client(
     first = threading.Thread(target=lambda: results.append(rc.run(lambda db: db.find_one())))
     first.start()
     assert sm.entered.wait(5)  # the repair is reading the secret
-    assert refused.operations == before + 1
+    assert refused.refused_logins == 1
     others = [threading.Thread(target=lambda: results.append(rc.run(lambda db: db.find_one()))) for _ in range(4)]
     for thread in others:
         thread.start()
@@ -596,14 +601,15 @@ def test_callers_wait_for_the_repair_instead_of_running_on_the_refused_client(
     for thread in [first, *others]:
         thread.join(10)
     assert results == [{"user": "app"}] * 5
-    assert refused.operations == before + 1, "callers ran on the refused client instead of waiting for the repair"
-    assert refused.closed
+    assert refused.refused_logins == 1, "callers ran on the refused login instead of waiting for the repair"
+    assert rc.client is refused
+    assert not refused.closed
 
 
-def test_the_refused_client_is_closed_at_once_even_with_operations_still_running_on_it(
+def test_a_repair_never_closes_the_client_under_operations_still_running_on_it(
     rc: RotatingMongoClient, sm: FakeSecretsManager, db_server: FakeMongoServer
 ) -> None:
-    """Its pool was cleared and its server marked unknown: whoever waits on it must give up now."""
+    """The login changes in place: an operation in progress finishes, and the repair does not wait for it."""
     refused = rc.client
     inside = threading.Event()
     release = threading.Event()
@@ -620,9 +626,12 @@ def test_the_refused_client_is_closed_at_once_even_with_operations_still_running
     assert rc.run(lambda db: db.find_one()) == {"user": "app"}
     for thread in list(rc._threads):
         thread.join(10)
-    assert refused.closed, "the refused client waited for the operations running on it"
+    assert worker.is_alive(), "the slow operation is still running: the repair did not wait for it"
+    assert not refused.closed
+    assert refused.credentials.password == "pw-new"
     release.set()
     worker.join(10)
+    assert not worker.is_alive()
 
 
 def test_a_subscriber_may_call_close_and_refresh_now(
@@ -710,7 +719,7 @@ def test_other_errors_are_not_retried(rc: RotatingMongoClient) -> None:
     assert len(calls) == 1
 
 
-def test_old_client_is_closed_only_after_running_operations_finish(
+def test_a_planned_switch_never_closes_the_client_under_running_operations(
     rc: RotatingMongoClient, sm: FakeSecretsManager, clock: FakeClock
 ) -> None:
     started = threading.Event()
@@ -729,14 +738,15 @@ def test_old_client_is_closed_only_after_running_operations_finish(
     old = seen[0]
     sm.put(secret_string("app_clone", "pw-2"))
     assert rc.refresh_now()
-    time.sleep(0.05)  # give the closer thread a chance to (wrongly) close now
+    time.sleep(0.05)  # give any thread a chance to (wrongly) close it now
     assert not old.closed
     release.set()
     worker.join(10)
-    assert seen[-1] == {"user": "app"}
+    assert seen[-1] == {"user": "app_clone"}  # the stable client logs in as the new user from the switch on
     for thread in list(rc._threads):
         thread.join(10)
-    assert old.closed
+    assert rc.client is old
+    assert not old.closed
 
 
 # -- surface -------------------------------------------------------------------------------------
@@ -790,7 +800,9 @@ def test_mongo_options_reach_the_factory_but_cannot_set_the_login(
     sm: FakeSecretsManager, db_server: FakeMongoServer, clock: FakeClock
 ) -> None:
     with make_client(sm, db_server, clock, mongo_options={"maxPoolSize": 7}):
-        assert db_server.built[0].options == {"maxPoolSize": 7}
+        options = db_server.built[0].options
+        assert options["maxPoolSize"] == 7
+        assert [type(listener).__name__ for listener in options["event_listeners"]] == ["LoginWatch"]
     with pytest.raises(ConfigurationError, match="password"):
         RotatingMongoClient("mongodb-app", secretsmanager_client=sm, clock=clock, mongo_options={"password": "x"})
 
