@@ -1,0 +1,1 @@
+"""A one-view Django project on ``ENGINE: "secretswitch.client.adapters.django"``."""
