@@ -242,7 +242,7 @@ def run_rotate(args: argparse.Namespace) -> int:
             environ=os.environ,
         )
         for done in outcomes:
-            print(f"{done.secret_id}: token {done.token}: {done.message}")
+            print(f"{done.secret_id}: {_with_token(done.token, done.message)}")
         return 0 if outcomes and all(o.completed or o.asynchronous for o in outcomes) else 1
     outcome = rotate_secret(
         client,

@@ -232,7 +232,7 @@ def test_an_emergency_rotation_takes_a_leaked_current_password_out_of_service_an
     assert "see authentication failures" in out
     assert "TWO emergency rotations" in out
     assert out.count("override tag") == 2, out
-    assert out.count(": rotated: version") == 2, out
+    assert out.count(" is now AWSCURRENT (version ") == 2, out
     assert leaked["password"] not in out
     after = _snapshot(gstack)
     assert after["documents"]["AWSCURRENT"]["username"] == leaked["username"]
