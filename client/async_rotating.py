@@ -77,6 +77,7 @@ from .mongo import (
     check_login_async,
     classify_failure,
     discard_async_client,
+    refused_at,
 )
 from .policy import RefreshPolicy, Retry, after_failure
 from .shell import RotatingShell
@@ -495,7 +496,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         return None
 
     def _build(self, credentials: MongoCredentials) -> AsyncMongoClient[dict[str, Any]]:
-        watch = LoginWatch(self._login_refused)
+        watch = LoginWatch(self._login_refused, self._pool_cleared)
         listeners = [*self._mongo_options.get("event_listeners", ()), watch]
         client = self._client_factory(credentials, {**self._mongo_options, "event_listeners": listeners})
         self._candidate_watch = (client, watch)
@@ -513,7 +514,8 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
             await self._login_adopter(stable, candidate)
             self._adopted_at = time.monotonic()  # pymongo's clock for server descriptions
         finally:
-            await discard_async_client(candidate)
+            # Closing a client waits for its monitor: never on the repair's path.
+            self._spawn(discard_async_client(candidate), name=f"secretswitch-close-{self.secret_id}")
         return stable
 
     # -- healing handles the client does not see -------------------------------------
@@ -527,6 +529,20 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
             return  # refused before the last login change: already repaired
         with contextlib.suppress(RuntimeError):  # the loop is shutting down
             loop.call_soon_threadsafe(self._start_heal, gen)
+
+    def _pool_cleared(self) -> None:
+        """pymongo cleared the stable client's pool: look why once the failing operation has let go."""
+        loop = self._loop
+        if loop is None or self._closed or self._gen.refused or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._check_refused)
+
+    def _check_refused(self) -> None:
+        stable = self._stable
+        seen_at = refused_at(stable) if stable is not None else None
+        if seen_at is not None:  # a refused login, not a network error
+            self._login_refused(None if seen_at == -math.inf else seen_at)
 
     def _start_heal(self, gen: _Gen) -> None:
         if not self._closed and self._gen.number == gen.number and not gen.refused:

@@ -47,14 +47,16 @@ moves the candidate's login onto the stable client:
   the old user) close, connections in use finish their operation and close
   when they are checked in, new ones log in as the new user. This is the
   in-place form of "in-flight work finishes on the old client".
-* a server that pymongo marked unknown because it refused the old login
-  (its monitor may be parked in a streaming ``hello`` for up to
-  ``heartbeatFrequencyMS``) gets its monitor woken, so operations waiting for
-  server selection proceed within about half a second.
+* a server that pymongo marked unknown because it refused the old login is
+  given the candidate's fresh description of it (the candidate just logged
+  in there), so operations waiting for server selection proceed at once, and
+  its monitor (which may be parked in a streaming ``hello`` for up to
+  ``heartbeatFrequencyMS``) is woken to check it itself.
 
 The trade-off: this writes one private pymongo attribute
-(``PoolOptions.__credentials``) and calls private methods of each server
-(``pool.reset_without_pause``, ``_monitor.cancel_check``), present from pymongo 4.0 to 4.20 at
+(``PoolOptions.__credentials``) and calls private methods
+(each server's ``pool.reset_without_pause`` and ``_monitor.cancel_check``, the
+topology's ``on_change``), present from pymongo 4.0 to 4.20 at
 least and checked by :func:`login_slots_available` and a test per supported
 version; a stable-handle proxy would have to mirror every pymongo type an ODM
 touches (``Database``, ``Collection``, ``with_options``, cursors, sessions,
@@ -62,16 +64,19 @@ touches (``Database``, ``Collection``, ``with_options``, cursors, sessions,
 writes are confined to this module.
 
 A refused login is *seen* through pymongo's public monitoring
-(:class:`LoginWatch`, a ``ServerListener``): pymongo publishes a server
-description change when a connection's login is refused, on its events
-thread (at most ~1 s later), whatever code ran the operation. No
-per-command or per-connection listener is registered: healing costs nothing
-per operation.
+(:class:`LoginWatch`, a ``ServerListener`` and ``ConnectionPoolListener``),
+whatever code ran the operation: pymongo clears the pool at once in the
+thread whose connection was refused (the watch then reads the topology
+description to tell a refused login from a network error), and publishes a
+server description change carrying the refusal on its events thread (up to
+~1 s later, the backstop). No command listener is registered: the pool
+listener's per-checkout events are no-op calls.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -99,6 +104,7 @@ __all__ = [
     "adopt_login",
     "adopt_login_async",
     "login_slots_available",
+    "refused_at",
     "AsyncMongoClientFactory",
     "LoginCheck",
     "MongoClientFactory",
@@ -462,19 +468,31 @@ async def discard_async_client(client: Any) -> None:
 # -- one stable client: the login changes in place (see the module docstring) ---------------
 
 
-class LoginWatch(monitoring.ServerListener):
-    """Calls ``on_refused(seen_at)`` when a server of the client it watches refused a login.
+class LoginWatch(monitoring.ServerListener, monitoring.ConnectionPoolListener):
+    """Tells its owner when a server of the client it watches refused a login.
 
     Registered with ``event_listeners=`` on every client a rotating client
     builds; only the stable client's watch is armed (:meth:`arm`), so a
-    candidate whose check fails does not count. ``on_refused`` runs on
-    pymongo's events thread: it must return at once (start a thread or a task).
+    candidate whose check fails does not count. Two signals, neither per
+    command:
+
+    * ``on_pool_cleared()`` at once, in the thread whose connection failed
+      (pymongo clears the pool right after marking the server unknown, under
+      its topology lock: the owner must only start a thread or a task there,
+      which then asks :func:`refused_at`);
+    * ``on_refused(seen_at)`` from the server description change that
+      carries the refusal, on pymongo's events thread (up to ~1 s later): the
+      backstop.
+
+    The per-checkout pool events pymongo also publishes to a pool listener
+    are ignored (one no-op call each).
     """
 
-    __slots__ = ("_armed", "_on_refused")
+    __slots__ = ("_armed", "_on_pool_cleared", "_on_refused")
 
-    def __init__(self, on_refused: Callable[[float | None], None]) -> None:
+    def __init__(self, on_refused: Callable[[float | None], None], on_pool_cleared: Callable[[], None]) -> None:
         self._on_refused = on_refused
+        self._on_pool_cleared = on_pool_cleared
         self._armed = False
 
     def arm(self) -> None:
@@ -492,10 +510,67 @@ class LoginWatch(monitoring.ServerListener):
         description = event.new_description
         error = description.error
         if self._armed and error is not None and is_auth_failure(error):
-            # When pymongo saw it (time.monotonic): events arrive up to ~1 s late, so a
-            # refusal of a login that was replaced meanwhile must not start another repair.
-            seen_at = getattr(description, "_last_update_time", None)
-            self._on_refused(seen_at if isinstance(seen_at, float) else None)
+            self._on_refused(_seen_at(description))
+
+    def pool_cleared(self, event: monitoring.PoolClearedEvent) -> None:
+        """pymongo cleared a pool: after a refused login, or a network error (the owner tells them apart)."""
+        if self._armed:
+            self._on_pool_cleared()
+
+    # The rest of the pool events: nothing to do.
+    def pool_created(self, event: monitoring.PoolCreatedEvent) -> None:
+        """Nothing to do."""
+
+    def pool_ready(self, event: monitoring.PoolReadyEvent) -> None:
+        """Nothing to do."""
+
+    def pool_closed(self, event: monitoring.PoolClosedEvent) -> None:
+        """Nothing to do."""
+
+    def connection_created(self, event: monitoring.ConnectionCreatedEvent) -> None:
+        """Nothing to do."""
+
+    def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
+        """Nothing to do."""
+
+    def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
+        """Nothing to do."""
+
+    def connection_check_out_started(self, event: monitoring.ConnectionCheckOutStartedEvent) -> None:
+        """Nothing to do."""
+
+    def connection_check_out_failed(self, event: monitoring.ConnectionCheckOutFailedEvent) -> None:
+        """Nothing to do."""
+
+    def connection_checked_out(self, event: monitoring.ConnectionCheckedOutEvent) -> None:
+        """Nothing to do."""
+
+    def connection_checked_in(self, event: monitoring.ConnectionCheckedInEvent) -> None:
+        """Nothing to do."""
+
+
+def _seen_at(description: Any) -> float | None:
+    # When pymongo saw it (time.monotonic): events arrive up to ~1 s late, so a
+    # refusal of a login that was replaced meanwhile must not start another repair.
+    seen_at = getattr(description, "_last_update_time", None)
+    return seen_at if isinstance(seen_at, float) else None
+
+
+def refused_at(client: Any) -> float | None:
+    """When a server of ``client`` was last marked unknown for a refused login; ``None`` if none is now.
+
+    Returns ``-inf`` for a refusal this pymongo does not date.
+    """
+    try:
+        descriptions = client.topology_description.server_descriptions().values()
+    except (AttributeError, PyMongoError):
+        return None
+    times = [
+        seen if (seen := _seen_at(sd)) is not None else -math.inf
+        for sd in descriptions
+        if sd.error is not None and is_auth_failure(sd.error)
+    ]
+    return max(times) if times else None
 
 
 def _credential_of(client: Any) -> Any:
@@ -549,8 +624,22 @@ def adopt_login(stable: MongoClient[dict[str, Any]], candidate: MongoClient[dict
     for server in _store_login(stable, candidate):
         with contextlib.suppress(PyMongoError):
             server.pool.reset_without_pause()
-        if server.description.address in refused:
+        address = server.description.address
+        if address in refused:
+            known = _known_description(candidate, address)
+            if known is not None:
+                with contextlib.suppress(PyMongoError, AttributeError, TypeError):
+                    stable._topology.on_change(known)  # selectable again now, not at the monitor's next check
             _wake_monitor(server)
+
+
+def _known_description(candidate: Any, address: Any) -> Any:
+    """The candidate's fresh description of ``address`` (it just logged in there), if the server type is known."""
+    try:
+        description = candidate.topology_description.server_descriptions().get(address)
+    except (AttributeError, PyMongoError):
+        return None
+    return description if description is not None and description.is_server_type_known else None
 
 
 async def adopt_login_async(
@@ -561,5 +650,10 @@ async def adopt_login_async(
     for server in _store_login(stable, candidate):
         with contextlib.suppress(PyMongoError):
             await server.pool.reset_without_pause()
-        if server.description.address in refused:
+        address = server.description.address
+        if address in refused:
+            known = _known_description(candidate, address)
+            if known is not None:
+                with contextlib.suppress(PyMongoError, AttributeError, TypeError):
+                    await stable._topology.on_change(known)
             _wake_monitor(server)

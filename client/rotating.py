@@ -101,6 +101,7 @@ from .mongo import (
     check_login,
     classify_failure,
     discard_client,
+    refused_at,
 )
 from .policy import RefreshPolicy, Retry, after_failure
 from .shell import RotatingShell
@@ -485,7 +486,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         return None
 
     def _build(self, credentials: MongoCredentials) -> MongoClient[dict[str, Any]]:
-        watch = LoginWatch(self._login_refused)
+        watch = LoginWatch(self._login_refused, self._pool_cleared)
         listeners = [*self._mongo_options.get("event_listeners", ()), watch]
         client = self._client_factory(credentials, {**self._mongo_options, "event_listeners": listeners})
         self._candidate_watch = (client, watch)
@@ -504,7 +505,8 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
             self._login_adopter(stable, candidate)
             self._adopted_at = time.monotonic()  # pymongo's clock for server descriptions
         finally:
-            discard_client(candidate)
+            # Closing a client joins its monitor (up to ~0.5 s): never on the repair's path.
+            self._start_thread(lambda: discard_client(candidate), name=f"secretswitch-close-{self.secret_id}")
         return stable
 
     # -- healing handles the client does not see -----------------------------------
@@ -515,6 +517,17 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         if self._stopping.is_set() or gen.refused or (seen_at is not None and seen_at < self._adopted_at):
             return
         self._start_thread(lambda: self._heal(gen), name=f"secretswitch-heal-{self.secret_id}")
+
+    def _pool_cleared(self) -> None:
+        """pymongo cleared the stable client's pool, under its topology lock: look why from another thread."""
+        if not self._stopping.is_set() and not self._gen.refused:
+            self._start_thread(self._check_refused, name=f"secretswitch-watch-{self.secret_id}")
+
+    def _check_refused(self) -> None:
+        stable = self._stable
+        seen_at = refused_at(stable) if stable is not None else None
+        if seen_at is not None:  # a refused login, not a network error
+            self._login_refused(None if seen_at == -math.inf else seen_at)
 
     def _heal(self, gen: _Gen) -> None:
         if self._gen.number != gen.number or self._stopping.is_set():
