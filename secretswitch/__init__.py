@@ -12,48 +12,7 @@ command line lives in ``secretswitch.cli``.
 
 from __future__ import annotations
 
-from .client import (
-    AsyncRecoveringCollection,
-    AsyncRotatingMongoClient,
-    AuthenticationError,
-    CacheState,
-    ClientEvent,
-    ClientHealth,
-    ClientMetrics,
-    ConfigurationError,
-    DatabaseError,
-    MongoCredentials,
-    RecoveringCollection,
-    RefreshPolicy,
-    RotatingMongoClient,
-    ScheduleCheck,
-    SecretFormatError,
-    SecretNotFoundError,
-    SecretsManagerError,
-    SecretSwitchError,
-    TLSError,
-    parse_secret,
-)
+from . import client as _client
+from .client import *  # noqa: F403 - the client's public API is this package's (its __all__ is checked by a test)
 
-__all__ = [
-    "AsyncRecoveringCollection",
-    "AsyncRotatingMongoClient",
-    "CacheState",
-    "ClientEvent",
-    "ClientHealth",
-    "ClientMetrics",
-    "RecoveringCollection",
-    "RefreshPolicy",
-    "RotatingMongoClient",
-    "ScheduleCheck",
-    "AuthenticationError",
-    "ConfigurationError",
-    "DatabaseError",
-    "MongoCredentials",
-    "SecretFormatError",
-    "SecretNotFoundError",
-    "SecretSwitchError",
-    "SecretsManagerError",
-    "TLSError",
-    "parse_secret",
-]
+__all__ = list(_client.__all__)
