@@ -248,7 +248,7 @@ class ClientCore(Generic[C, D]):
             raise DatabaseError(f"the rotating client for secret {self.secret_id!r} is closed")
 
     def after_fork_in_child(self) -> None:
-        """In a forked child: fresh locks, re-seeded jitter, and a re-read of the secret on first use.
+        """In a forked child: fresh locks, re-seeded jitter, and a re-read of the secret due at once.
 
         A lock another thread of the parent held at ``fork()`` would stay held
         forever in the child, and an inherited random state would make every

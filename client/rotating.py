@@ -49,7 +49,8 @@ blocking calls to the two seams (:mod:`client.secretsmanager`,
 * **Fork safety.** In a child process (``os.fork``, gunicorn ``--preload``,
   a ``multiprocessing`` fork pool) every client gets fresh locks, forgets the
   parent's threads, drops the parent's boto3 connections, re-seeds its
-  jitter, restarts its refresher and re-reads the secret on first use.
+  jitter, re-reads the secret before it serves anything (one
+  ``GetSecretValue`` in the fork hook) and restarts its refresher.
   pymongo resets the stable client's pools itself after a fork.
 * **Events** are delivered after the client released its locks: a
   subscriber may call any method, ``close()`` included. Nothing needs to
@@ -588,6 +589,15 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
             self._stopping.set()
         self._source.after_fork_in_child()
         self._core.after_fork_in_child()
+        if not closed:
+            # Re-read before the child serves anything: the parent may hold credentials an
+            # out-of-schedule rotation changed (a gunicorn master serves no request, so it
+            # never sees the refused login), and the child's first request must not pay for it.
+            try:
+                with self._refresh_lock:
+                    drive(self._core.refresh(reason="after fork"), self._perform)
+            finally:
+                self._core.events.deliver()
         self._start_refresher()
 
     def _wait_idle(self, in_flight: InFlight, timeout: float) -> bool:
