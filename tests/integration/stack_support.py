@@ -14,8 +14,8 @@ deadline:
    back, which change the password of the user the application still holds;
    then two bursts of 12 concurrent requests (connections idle for 100 ms are
    dropped, so the bursts open new connections: new logins);
-4. "after", once the apps' 2-s refresh window has passed: 21 more requests from 3 clients, 150 ms apart (each opens a new
-   connection).
+4. "after", once the apps' 2-s refresh window has passed: 21 more requests
+   from 3 clients, 150 ms apart (each opens a new connection).
 
 A request that gets no answer within 10 s counts as hung.
 """
