@@ -110,6 +110,7 @@ __all__ = [
     "MongoClientFactory",
     "build_async_mongo_client",
     "build_mongo_client",
+    "open_mongo_client",
     "check_login",
     "check_login_async",
     "classify_failure",
@@ -199,6 +200,17 @@ def build_mongo_client(credentials: MongoCredentials, options: Mapping[str, Any]
         return MongoClient(**kwargs)
     except (PyMongoError, OSError, ValueError, TypeError) as exc:
         raise _build_error(credentials, exc, kwargs) from None
+
+
+def open_mongo_client(*args: Any, **kwargs: Any) -> MongoClient[dict[str, Any]]:
+    """A plain ``MongoClient(*args, **kwargs)``: the one place outside the rotating clients that constructs one.
+
+    For the tools, the embedded stack and the demo (an admin URI, a probe, a
+    reader that checks the demo's writes); the rotating clients and the
+    rotation function use :func:`build_mongo_client`, which also checks the
+    options against the secret's login.
+    """
+    return MongoClient(*args, **kwargs)
 
 
 def build_async_mongo_client(

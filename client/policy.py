@@ -67,6 +67,7 @@ import random
 from dataclasses import dataclass
 
 from .errors import ConfigurationError
+from .names import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 
 __all__ = [
     "AWSCURRENT",
@@ -98,9 +99,6 @@ __all__ = [
 
 DAY = 86400.0
 
-AWSCURRENT = "AWSCURRENT"
-AWSPENDING = "AWSPENDING"
-AWSPREVIOUS = "AWSPREVIOUS"
 
 # 18: AuthenticationFailed (mongod, SecantusDB); 8000: Atlas' "bad auth".
 AUTH_FAILURE_CODES: frozenset[int] = frozenset({18, 8000})

@@ -39,9 +39,15 @@ __all__ = [
     "aws_error_advice",
     "check_endpoint_url",
     "default_secretsmanager_client",
+    "error_code",
+    "is_not_found",
+    "REGION_PATTERN",
     "resolve_region",
     "secretsmanager_client",
 ]
+
+REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+"""The shape of an AWS region name (``us-east-1``, ``eu-central-2``, ``us-gov-west-1``)."""
 
 REGION_ADVICE = (
     "no AWS region is configured; set AWS_REGION (or AWS_DEFAULT_REGION, or region in the AWS profile){how}, "
@@ -318,7 +324,7 @@ class SecretSource:
     def _answered(self, operation: str, exc: Exception | None) -> None:
         if not self._listeners:
             return
-        error = None if exc is None else _error_code(exc)
+        error = None if exc is None else error_code(exc)
         for listener in self._listeners:
             try:
                 listener(operation, error)
@@ -405,7 +411,12 @@ class SecretSource:
         return SecretsManagerError(f"{what} failed: {type(exc).__name__}")
 
 
-def _error_code(exc: Exception) -> str:
+def is_not_found(exc: BaseException) -> bool:
+    """Whether a boto3 error says the secret (or the asked version or stage) does not exist: the one not-found rule."""
+    return isinstance(exc, Exception) and error_code(exc) in _NOT_FOUND_CODES
+
+
+def error_code(exc: Exception) -> str:
     """The AWS error code of a ClientError, else the exception's class name (a bounded set either way)."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):

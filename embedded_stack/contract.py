@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from secretswitch.client.names import AWSCURRENT, AWSPENDING
+
 __all__ = [
     "AWSCURRENT",
     "AWSPENDING",
@@ -40,8 +42,6 @@ __all__ = [
     "parse_schedule_expression",
 ]
 
-AWSCURRENT = "AWSCURRENT"
-AWSPENDING = "AWSPENDING"
 
 MAX_DAYS = 1000
 MIN_RATE_HOURS = 4

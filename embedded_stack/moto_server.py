@@ -60,6 +60,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from secretswitch.client.names import STEPS
+
 from .contract import (
     AWSCURRENT,
     AWSPENDING,
@@ -85,7 +87,7 @@ _log = logging.getLogger(__name__)
 RotationInvoker = Callable[[dict[str, Any]], object]
 """A rotation function: takes the event dict Secrets Manager sends."""
 
-_STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+_STEPS = STEPS
 _functions: dict[str, RotationInvoker] = {}
 _retries: dict[str, int] = {}
 _functions_lock = threading.Lock()

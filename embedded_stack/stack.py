@@ -50,7 +50,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -66,6 +65,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from secretswitch.client.secretsmanager import REGION_PATTERN
 from secretswitch.rotation_lambda.core import AWS_DEFAULT_EXCLUDE_CHARACTERS
 
 from .errors import LocalStackError
@@ -109,7 +109,6 @@ ADMIN_URI_ENV = "SECRETSWITCH_ADMIN_MONGODB_URI"
 TLS_CA_FILE_ENV = "SECRETSWITCH_TLS_CA_FILE"
 """Where :meth:`StackInfo.environment` names a TLS stack's CA file (the secrets' ``tlsCAFile``)."""
 WORK_DIR_PREFIX = "secretswitch-stack-"
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 # moto keeps one state per process, keyed by region: two live stacks must not share one.
 _live_regions: set[str] = set()
@@ -454,7 +453,7 @@ class EmbeddedStack:
         self.min_rotation_gap = min_rotation_gap
         self.rotation_clock = rotation_clock
         # Every input is checked before anything exists (a process, a folder).
-        if not _REGION.fullmatch(region):
+        if not REGION_PATTERN.fullmatch(region):
             raise LocalStackError(f"region {region!r} is not an AWS region name; use e.g. us-east-1 or eu-west-1")
         if mongo_port is not None:
             _check_port(mongo_port, "SecantusDB port")

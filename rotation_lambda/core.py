@@ -23,6 +23,7 @@ from typing import Any
 
 from secretswitch.client.credentials import MongoCredentials
 from secretswitch.client.errors import ConfigurationError, SecretFormatError
+from secretswitch.client.names import AWSCURRENT, AWSPENDING, STEPS
 
 from .errors import RotationError
 
@@ -51,10 +52,7 @@ __all__ = [
     "user_plan",
 ]
 
-STEPS: tuple[str, ...] = ("createSecret", "setSecret", "testSecret", "finishSecret")
 CLONE_SUFFIX = "_clone"
-AWSCURRENT = "AWSCURRENT"
-AWSPENDING = "AWSPENDING"
 # Field of the secret (or variable of the environment) naming the user pair.
 ROTATION_USERS_FIELD = "rotationUsers"
 ROTATION_USERS_ENV = "ROTATION_USERS"

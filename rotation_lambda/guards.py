@@ -30,16 +30,9 @@ from typing import Any
 
 from secretswitch.client.credentials import MongoCredentials, parse_secret
 from secretswitch.client.errors import AuthenticationError, SecretFormatError
+from secretswitch.client.names import AWSCURRENT
 
-from .core import (
-    AWSCURRENT,
-    UserPlan,
-    change_refusal,
-    connection_differences,
-    field_differences,
-    partner_user,
-    user_plan,
-)
+from .core import UserPlan, change_refusal, connection_differences, field_differences, partner_user, user_plan
 from .errors import RotationError
 from .mongo import MongoGateway
 from .secretsmanager import SecretsManagerGateway

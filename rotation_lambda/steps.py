@@ -21,10 +21,9 @@ from typing import Any
 
 from secretswitch.client.credentials import MongoCredentials, parse_secret_dict
 from secretswitch.client.errors import DatabaseError, SecretFormatError, SecretNotFoundError, SecretsManagerError
+from secretswitch.client.names import AWSCURRENT, AWSPENDING
 
 from .core import (
-    AWSCURRENT,
-    AWSPENDING,
     PasswordPolicy,
     Readiness,
     RotationEvent,

@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from secretswitch.client.credentials import MongoCredentials, parse_secret_dict
 from secretswitch.client.errors import AuthenticationError, DatabaseError, SecretSwitchError
+from secretswitch.client.names import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 from secretswitch.rotation_lambda.core import (
-    AWSCURRENT,
-    AWSPENDING,
     connection_differences,
     current_version_id,
     field_differences,
@@ -60,7 +59,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Finding", "diagnose"]
 
-AWSPREVIOUS = "AWSPREVIOUS"
 _FIX = "doctor --fix"
 
 

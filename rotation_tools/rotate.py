@@ -51,7 +51,8 @@ from urllib.parse import urlsplit
 
 from secretswitch.client.credentials import parse_secret
 from secretswitch.client.errors import DatabaseError, SecretFormatError, SecretNotFoundError, SecretsManagerError
-from secretswitch.rotation_lambda.core import AWSCURRENT, AWSPENDING, STEPS, current_version_id, pending_version_ids
+from secretswitch.client.names import AWSCURRENT, AWSPENDING, STEPS
+from secretswitch.rotation_lambda.core import current_version_id, pending_version_ids
 from secretswitch.rotation_lambda.errors import RotationError
 from secretswitch.rotation_lambda.guards import master_arn_of
 from secretswitch.rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from secretswitch.client.errors import ConfigurationError
+from secretswitch.client.secretsmanager import REGION_PATTERN
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -32,7 +33,6 @@ SECRET_ID_ENV = "SECRETSWITCH_SECRET_ID"
 _LAMBDA_ARN = re.compile(
     r"arn:aws(-[a-z]+)*:lambda:[a-z]{2}(-[a-z]+)+-\d{1,2}:\d{12}:function:[A-Za-z0-9_-]{1,64}(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?"
 )
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
 def register(subparsers: Any) -> None:
@@ -173,7 +173,7 @@ def _check_common(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
             )
     if not args.secret_id.strip():
         raise ConfigurationError("SECRET_ID is empty; give the secret's name or ARN, e.g. mongodb-app")
-    if args.region is not None and not _REGION.fullmatch(args.region):
+    if args.region is not None and not REGION_PATTERN.fullmatch(args.region):
         raise ConfigurationError(f"--region {args.region!r} is not an AWS region name; use e.g. us-east-1")
 
 
