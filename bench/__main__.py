@@ -17,8 +17,18 @@ def _modules() -> list[str]:
     return sorted(name for name in found if name not in _SKIP and not name.startswith("_"))
 
 
+_USAGE = "usage: python -m bench [name ...]   (names: {names}; none runs them all)"
+
+
 def main(argv: list[str] | None = None) -> int:
     names = list(argv if argv is not None else sys.argv[1:]) or _modules()
+    if any(name in {"-h", "--help"} for name in names):
+        print(_USAGE.format(names=", ".join(_modules())))
+        return 0
+    unknown = [name for name in names if name not in _modules()]
+    if unknown:
+        print(f"unknown benchmark {', '.join(unknown)}; " + _USAGE.format(names=", ".join(_modules())), file=sys.stderr)
+        return 2
     failed = []
     for name in names:
         module = importlib.import_module(f"bench.{name}")
