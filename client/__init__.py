@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .async_rotating import AsyncRecoveringCollection, AsyncRotatingMongoClient
-from .core import ScheduleCheck
 from .credentials import MongoCredentials, parse_secret
 from .errors import (
     AuthenticationError,
@@ -19,6 +18,7 @@ from .events import ClientEvent, ClientMetrics
 from .health import ClientHealth
 from .policy import CacheState, RefreshPolicy
 from .rotating import RecoveringCollection, RotatingMongoClient
+from .state import ScheduleCheck
 
 __all__ = [
     "AsyncRecoveringCollection",

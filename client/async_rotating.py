@@ -57,12 +57,6 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from pymongo.errors import PyMongoError
 
-from .core import (
-    IMMEDIATE_READS,
-    IMMEDIATE_WRITES,
-    Generation,
-    ScheduleCheck,
-)
 from .credentials import MongoCredentials
 from .errors import DatabaseError, SecretSwitchError
 from .events import ClientEvent
@@ -80,7 +74,8 @@ from .mongo import (
     refused_at,
 )
 from .policy import RefreshPolicy, Retry, after_failure
-from .shell import RotatingShell
+from .shell import IMMEDIATE_READS, IMMEDIATE_WRITES, RotatingShell
+from .state import Generation, ScheduleCheck
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -217,7 +212,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
                 self._stable = None
             raise
         finally:
-            self._core.events.deliver()
+            self._deliver()
         if not self._started:
             self._started = True
             if self._refresher_enabled:
@@ -261,7 +256,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
             with contextlib.suppress(PyMongoError):
                 await gen.client.close()
         self._core.events.emit("closed", to_user=gen.credentials.username, to_version=gen.credentials.version_id)
-        self._core.events.deliver()
+        self._deliver()
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -360,7 +355,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
                     continue
                 await asyncio.shield(self._launch(self._core.refresh(reason="forced")))
         finally:
-            self._core.events.deliver()
+            self._deliver()
         return self._gen.number != before
 
     async def check_rotation_schedule(
@@ -387,7 +382,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
                 wall_now=wall_now,
             )
         finally:
-            self._core.events.deliver()
+            self._deliver()
 
     # -- single flight -------------------------------------------------------------
 
@@ -401,7 +396,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         if request is None:
             done: asyncio.Future[R] = loop.create_future()
             done.set_result(cast("R", result))
-            self._core.events.deliver()
+            self._deliver()
             return done
         task = loop.create_task(drive_async(plan, self._perform, first=request), name=f"secretswitch-{self.secret_id}")
         self._flight = task
@@ -413,7 +408,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
             self._flight = None
         if not task.cancelled():
             task.exception()  # retrieved: a background refresh nobody awaited must not warn
-        self._core.events.deliver()
+        self._deliver()
 
     async def _serialized(self, make_plan: Callable[[], Plan[R]]) -> R:
         """Run a flow once the one in flight (if any) is done; the caller's cancellation never cancels it."""
@@ -423,7 +418,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         try:
             return await asyncio.shield(self._launch(make_plan()))
         finally:
-            self._core.events.deliver()
+            self._deliver()
 
     async def _repair(self, gen: _Gen, cause: BaseException | None = None) -> _Gen:
         for _ in range(3):  # a repaired client refused at once again gets one more try, never a loop

@@ -24,8 +24,8 @@ anything runs on it again, or fails fast inside ``forced_refresh_gap``),
 :meth:`ClientCore.read_ticket` (overlapping ``refresh_now`` calls share a read).
 
 Events are queued while the shells hold their locks and delivered by
-:meth:`client.hub.EventHub.deliver` once they released them: a subscriber may call any
-public method, ``close()`` included.
+:meth:`client.hub.EventHub.deliver` (through each shell's ``_deliver``) once
+they released them: a subscriber may call any public method, ``close()`` included.
 """
 
 from __future__ import annotations
@@ -36,13 +36,12 @@ import math
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from .credentials import MongoCredentials, parse_secret
 from .errors import (
     AuthenticationError,
-    ConfigurationError,
     DatabaseError,
     SecretFormatError,
     SecretNotFoundError,
@@ -66,113 +65,14 @@ from .policy import (
     rotation_schedule_warning,
 )
 from .secretsmanager import RotationSchedule, SecretVersion
+from .state import Generation, ScheduleCheck
 
-__all__ = [
-    "IMMEDIATE_READS",
-    "IMMEDIATE_WRITES",
-    "ClientCore",
-    "Generation",
-    "ScheduleCheck",
-    "check_arguments",
-    "no_database_error",
-]
+__all__ = ["ClientCore"]
 
 _log = logging.getLogger(__name__)
 
 C = TypeVar("C")  # the client type: MongoClient or AsyncMongoClient
 D = TypeVar("D")  # its database type: Database or AsyncDatabase
-
-
-# Collection methods that send their command when called, split by whether a
-# retry after a connection error is harmless. After a refused login every one
-# of them is retried: the command was never sent.
-IMMEDIATE_READS = frozenset(
-    {"find_one", "count_documents", "estimated_document_count", "distinct", "list_indexes", "index_information"}
-)
-IMMEDIATE_WRITES = frozenset(
-    {
-        "insert_one", "insert_many", "update_one", "update_many", "replace_one", "delete_one", "delete_many",
-        "find_one_and_update", "find_one_and_replace", "find_one_and_delete", "bulk_write", "aggregate",
-        "create_index", "create_indexes", "drop_index", "drop_indexes",
-    }
-)  # fmt: skip
-
-
-def check_arguments(secret_id: object, database: object, close_grace: float) -> None:
-    """The constructor checks both rotating clients share.
-
-    Raises:
-        ConfigurationError: an argument is wrong.
-    """
-    if not isinstance(secret_id, str) or not secret_id:
-        raise ConfigurationError("secret_id must be a non-empty secret name or ARN")
-    if close_grace < 0:
-        raise ConfigurationError(f"close_grace must not be negative, got {close_grace!r}")
-    if database is not None and (not isinstance(database, str) or not database.strip()):
-        raise ConfigurationError(f"database must be a non-empty database name, got {database!r}")
-
-
-def no_database_error(secret_id: str, client_class: str) -> ConfigurationError:
-    """The error for an application database nobody named."""
-    return ConfigurationError(
-        f"no application database for secret {secret_id!r}: it has no 'dbname'; pass "
-        f"{client_class}(..., database='mydb') or a name to database()/run()/collection()"
-    )
-
-
-# -- state -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False, slots=True)
-class Generation(Generic[C, D]):
-    """One client with its credentials and schedule: replaced, never changed.
-
-    Attributes:
-        number: 1 for the first client, +1 for each switch.
-        refused: the database refused this client's login and no other client
-            replaced it yet: nothing runs on it until it is repaired.
-        check_at: the hot path's single comparison, the next time anything
-            must be looked at (``-inf`` while refused or closed).
-    """
-
-    number: int
-    credentials: MongoCredentials
-    client: C
-    default_database: D | None
-    fetched_at: float
-    refresh_at: float
-    expires_at: float
-    retry_at: float | None
-    check_at: float
-    refused: bool = False
-    in_flight: InFlight = field(default_factory=InFlight)
-    databases: dict[str, D] = field(default_factory=dict)
-
-    def database(self, name: str) -> D:
-        db = self.databases.get(name)
-        if db is None:
-            # A racing caller may build the same handle: both are equivalent.
-            db = self.databases.setdefault(name, self.client[name])  # type: ignore[index]
-        return db
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleCheck:
-    """The result of ``check_rotation_schedule()``.
-
-    Attributes:
-        rotation_enabled: whether the secret rotates automatically.
-        rotation_interval: the rotation interval in seconds, if readable.
-        next_rotation: the next rotation date (UTC), if Secrets Manager gave one.
-        warning: why the refresh interval is unsafe, or ``None``.
-        deadline: the refresh deadline (client clock) now in force, if derived.
-    """
-
-    rotation_enabled: bool
-    rotation_interval: float | None
-    next_rotation: dt.datetime | None
-    warning: str | None
-    deadline: float | None
 
 
 class ClientCore(Generic[C, D]):
@@ -214,7 +114,7 @@ class ClientCore(Generic[C, D]):
         self._gen: Generation[C, D] | None = None
         self._closed = False
         self._failures = 0  # failed refreshes in the current streak
-        self._built = 0
+        self._logins = 0  # generations made live: the first login and one per switch
         self._deadline_cap: float | None = None
         self._failed_recovery: tuple[int, float] | None = None  # (generation number, when)
         self._reads_started = 0
@@ -236,7 +136,7 @@ class ClientCore(Generic[C, D]):
         with self._counters_lock:
             counters = dict(self._counters)
         counters["api_calls"] = api_calls
-        counters["generation"] = self._built
+        counters["logins"] = self._logins
         return ClientMetrics(**counters)
 
     def count(self, name: str) -> None:
@@ -288,12 +188,12 @@ class ClientCore(Generic[C, D]):
             return gen
 
     def _new_generation(self, credentials: MongoCredentials, client: C, now: float) -> Generation[C, D]:
-        self._built += 1
+        self._logins += 1
         refresh_at, expires_at = self._schedule(now)
         default_name = self.database_name or credentials.database
         default_database: D | None = client[default_name] if default_name else None  # type: ignore[index]
         return Generation(
-            number=self._built,
+            number=self._logins,
             credentials=credentials,
             client=client,
             default_database=default_database,

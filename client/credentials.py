@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SecretFormatError
@@ -152,14 +152,6 @@ class MongoCredentials:
             name.lower() in {"tls", "ssl"} and value.strip().lower() == "true"
             for name, value in urllib.parse.parse_qsl(query)
         )
-
-    def same_login(self, other: MongoCredentials) -> bool:
-        """True when both snapshots log in the same way (ignores the version id)."""
-        return self == other
-
-    def with_version(self, version_id: str | None) -> MongoCredentials:
-        """Return the same credentials tagged with another version id."""
-        return replace(self, version_id=version_id)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``pymongo.MongoClient`` (password included).

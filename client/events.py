@@ -72,7 +72,8 @@ class ClientMetrics:
         malformed_secrets: reads that returned an unusable secret string.
         check_failures: new credentials that did not pass the login check.
         retries: operations ``run`` retried on a newer client.
-        generation: how many MongoClients this client has built.
+        logins: generations made live: the first login and one per switch
+            (``generation`` is the old name, kept as an alias).
     """
 
     api_calls: int = 0
@@ -84,4 +85,9 @@ class ClientMetrics:
     malformed_secrets: int = 0
     check_failures: int = 0
     retries: int = 0
-    generation: int = 0
+    logins: int = 0
+
+    @property
+    def generation(self) -> int:
+        """The old name of :attr:`logins` (kept for existing callers)."""
+        return self.logins

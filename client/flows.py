@@ -18,12 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from .credentials import MongoCredentials
-
-if TYPE_CHECKING:
-    from .core import Generation
+from .state import Generation
 
 __all__ = [
     "Adopt",

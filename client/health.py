@@ -40,7 +40,7 @@ _FAILED_READS = frozenset({"refresh_failed", "malformed_secret", "check_failed"}
 
 
 class LiveState(Protocol):
-    """What the snapshot reads from the live generation (:class:`client.core.Generation` has it)."""
+    """What the snapshot reads from the live generation (:class:`client.state.Generation` has it)."""
 
     @property
     def number(self) -> int: ...  # 0 before the first client was built

@@ -83,12 +83,6 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pymongo.errors import PyMongoError
 
-from .core import (
-    IMMEDIATE_READS,
-    IMMEDIATE_WRITES,
-    Generation,
-    ScheduleCheck,
-)
 from .errors import SecretSwitchError
 from .events import ClientEvent
 from .flows import Adopt, BuildClient, CheckLogin, CloseClient, ReadSecret, Request, drive
@@ -105,7 +99,8 @@ from .mongo import (
     refused_at,
 )
 from .policy import RefreshPolicy, Retry, after_failure
-from .shell import RotatingShell
+from .shell import IMMEDIATE_READS, IMMEDIATE_WRITES, RotatingShell
+from .state import Generation, ScheduleCheck
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -225,7 +220,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
                 discard_client(self._stable)
             raise
         finally:
-            self._core.events.deliver()
+            self._deliver()
         _LIVE.add(self)
         self._start_refresher()
 
@@ -301,7 +296,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
                     self._core.ensure_open()
                     drive(self._core.refresh(reason="forced"), self._perform)
         finally:
-            self._core.events.deliver()
+            self._deliver()
         return self._gen.number != before
 
     def check_rotation_schedule(
@@ -339,7 +334,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
                     wall_now=wall_now,
                 )
         finally:
-            self._core.events.deliver()
+            self._deliver()
 
     def close(self) -> None:
         """Stop the refresh thread and close every MongoClient (idempotent; safe from a subscriber)."""
@@ -373,7 +368,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         else:
             self._close_client(gen.client)
         self._core.events.emit("closed", to_user=gen.credentials.username, to_version=gen.credentials.version_id)
-        self._core.events.deliver()
+        self._deliver()
 
     def __enter__(self) -> Self:
         return self
@@ -414,7 +409,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
                 drive(self._core.refresh(reason="refresh-ahead"), self._perform)
         finally:
             self._refresh_lock.release()
-            self._core.events.deliver()
+            self._deliver()
 
     def _repair(self, gen: _Gen, cause: BaseException | None = None) -> _Gen:
         """Replace a refused generation (single flight; callers wait on the lock, not on pymongo)."""
@@ -427,7 +422,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
                     break
             return gen
         finally:
-            self._core.events.deliver()
+            self._deliver()
 
     # -- running operations --------------------------------------------------------
 
@@ -597,7 +592,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
                 with self._refresh_lock:
                     drive(self._core.refresh(reason="after fork"), self._perform)
             finally:
-                self._core.events.deliver()
+                self._deliver()
         self._start_refresher()
 
     def _wait_idle(self, in_flight: InFlight, timeout: float) -> bool:

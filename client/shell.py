@@ -13,21 +13,59 @@ import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .core import ClientCore, Generation, check_arguments, no_database_error
+from .core import ClientCore
 from .credentials import MongoCredentials
+from .errors import ConfigurationError
 from .events import ClientMetrics
 from .health import ClientHealth, RefreshHistory
 from .policy import RefreshPolicy
 from .secretsmanager import SecretSource
+from .state import Generation
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from opentelemetry.metrics import MeterProvider
 
-__all__ = ["RotatingShell"]
+__all__ = ["IMMEDIATE_READS", "IMMEDIATE_WRITES", "RotatingShell", "check_arguments", "no_database_error"]
 
 C = TypeVar("C")
 D = TypeVar("D")
+
+# Collection methods that send their command when called, split by whether a
+# retry after a connection error is harmless. After a refused login every one
+# of them is retried: the command was never sent.
+IMMEDIATE_READS = frozenset(
+    {"find_one", "count_documents", "estimated_document_count", "distinct", "list_indexes", "index_information"}
+)
+IMMEDIATE_WRITES = frozenset(
+    {
+        "insert_one", "insert_many", "update_one", "update_many", "replace_one", "delete_one", "delete_many",
+        "find_one_and_update", "find_one_and_replace", "find_one_and_delete", "bulk_write", "aggregate",
+        "create_index", "create_indexes", "drop_index", "drop_indexes",
+    }
+)  # fmt: skip
+
+
+def check_arguments(secret_id: object, database: object, close_grace: float) -> None:
+    """The constructor checks both rotating clients share.
+
+    Raises:
+        ConfigurationError: an argument is wrong.
+    """
+    if not isinstance(secret_id, str) or not secret_id:
+        raise ConfigurationError("secret_id must be a non-empty secret name or ARN")
+    if close_grace < 0:
+        raise ConfigurationError(f"close_grace must not be negative, got {close_grace!r}")
+    if database is not None and (not isinstance(database, str) or not database.strip()):
+        raise ConfigurationError(f"database must be a non-empty database name, got {database!r}")
+
+
+def no_database_error(secret_id: str, client_class: str) -> ConfigurationError:
+    """The error for an application database nobody named."""
+    return ConfigurationError(
+        f"no application database for secret {secret_id!r}: it has no 'dbname'; pass "
+        f"{client_class}(..., database='mydb') or a name to database()/run()/collection()"
+    )
 
 
 class RotatingShell(Generic[C, D]):
@@ -89,6 +127,10 @@ class RotatingShell(Generic[C, D]):
     def _maintain(self) -> Generation[C, D]:
         """Past ``check_at``: the generation to use now (each shell's slow path)."""
         raise NotImplementedError
+
+    def _deliver(self) -> None:
+        """Hand the core's queued events to the subscribers: the one way out, called with no lock held."""
+        self._core.events.deliver()
 
     # -- the hot path ----------------------------------------------------------
 

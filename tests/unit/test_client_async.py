@@ -102,7 +102,7 @@ def test_start_reads_once_and_a_hit_makes_no_call(
             assert rc.database("other") is rc.database("other")
             assert await rc.run(find_one) == {"user": "app"}
             assert sm.get_calls() == 1
-            assert rc.metrics.generation == 1
+            assert rc.metrics.logins == 1
 
     run(scenario())
 

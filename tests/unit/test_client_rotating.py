@@ -97,7 +97,7 @@ def test_first_read_builds_one_checked_client(
     assert rc.active_user == "app"
     assert rc.database().name == "mydb"
     assert rc.metrics.api_calls == 1
-    assert rc.metrics.generation == 1
+    assert rc.metrics.logins == 1
 
 
 def test_a_cache_hit_makes_no_api_call_and_returns_the_same_objects(
@@ -321,7 +321,8 @@ def test_new_credentials_switch_the_client(
     assert len(switched) == 1
     assert (switched[0].from_user, switched[0].to_user, switched[0].to_version) == ("app", "app_clone", new_version)
     assert rc.metrics.switches == 1
-    assert rc.metrics.generation == 2
+    assert rc.metrics.logins == 2
+    assert rc.metrics.generation == 2  # the old name, kept as an alias
 
 
 def test_unchanged_secret_keeps_the_client(
