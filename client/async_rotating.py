@@ -45,56 +45,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import logging
 import math
-import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, cast
 
 from pymongo.errors import PyMongoError
 
 from .credentials import MongoCredentials
 from .errors import DatabaseError, SecretSwitchError
-from .events import ClientEvent
-from .flows import Adopt, BuildClient, CheckLogin, CloseClient, Plan, ReadSecret, Request, drive_async, start_plan
+from .flows import Adopt, CheckLogin, CloseClient, Plan, ReadSecret, Request, drive_async, start_plan
 from .hub import InFlight
 from .mongo import (
     AsyncLoginCheck,
     AsyncMongoClientFactory,
-    LoginWatch,
     adopt_login_async,
     build_async_mongo_client,
     check_login_async,
-    classify_failure,
     discard_async_client,
-    refused_at,
 )
-from .policy import RefreshPolicy, Retry, after_failure
-from .shell import IMMEDIATE_READS, IMMEDIATE_WRITES, RotatingShell
+from .policy import Retry
+from .shell import CLOSE_WAIT, ClientOptions, CollectionProxy, RotatingShell, ScheduleQuery, ShellOptions
 from .state import Generation, ScheduleCheck
 
 if TYPE_CHECKING:
-    from mypy_boto3_secretsmanager import SecretsManagerClient
-    from opentelemetry.metrics import MeterProvider
     from pymongo import AsyncMongoClient
     from pymongo.asynchronous.database import AsyncDatabase
 
 __all__ = ["AsyncRecoveringCollection", "AsyncRotatingMongoClient"]
 
-# The same bounds as the threaded client's.
-_CLOSE_WAIT = 30.0
-# The background refresher looks again at least this often (real seconds; see the threaded client).
-_REFRESHER_MAX_SLEEP = 30.0
 _log = logging.getLogger(__name__)
 AsyncLoginAdopter = Callable[["AsyncMongoClient[dict[str, Any]]", "AsyncMongoClient[dict[str, Any]]"], Awaitable[None]]
 
 T = TypeVar("T")
 R = TypeVar("R")
 _Gen = Generation["AsyncMongoClient[dict[str, Any]]", "AsyncDatabase[dict[str, Any]]"]
+_Options = ClientOptions[AsyncMongoClientFactory, AsyncLoginCheck, AsyncLoginAdopter]
 
 
 def _not_started() -> _Gen:
@@ -137,54 +126,20 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         ConfigurationError: an argument is wrong.
     """
 
-    def __init__(
-        self,
-        secret_id: str,
-        *,
-        database: str | None = None,
-        secretsmanager_client: SecretsManagerClient | Any | None = None,
-        policy: RefreshPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        mongo_options: Mapping[str, Any] | None = None,
-        on_event: Callable[[ClientEvent], None] | None = None,
-        rng: random.Random | None = None,
-        client_factory: AsyncMongoClientFactory = build_async_mongo_client,
-        login_check: AsyncLoginCheck = check_login_async,
-        close_grace: float = 2.0,
-        background_refresh: bool = True,
-        login_adopter: AsyncLoginAdopter = adopt_login_async,
-        meter_provider: MeterProvider | None = None,
-    ) -> None:
-        self._init_shell(
-            secret_id,
-            database=database,
-            secretsmanager_client=secretsmanager_client,
-            policy=policy,
-            clock=clock,
-            mongo_options=mongo_options,
-            rng=rng,
-            close_grace=close_grace,
-            meter_provider=meter_provider,
-        )
-        self._client_factory = client_factory
-        self._login_check = login_check
-        self._login_adopter = login_adopter
-        self._refresher_enabled = background_refresh
-        self._stable: AsyncMongoClient[dict[str, Any]] | None = None
-        self._candidate_watch: tuple[Any, LoginWatch] | None = None
-        self._adopted_at = -math.inf
+    def __init__(self, secret_id: str, **options: Unpack[_Options]) -> None:
+        self._gen: _Gen = _not_started()  # start() makes the first one
+        self._login_check = options.pop("login_check", check_login_async)
+        self._login_adopter = options.pop("login_adopter", adopt_login_async)
+        factory = options.pop("client_factory", build_async_mongo_client)
+        super().__init__(secret_id, client_factory=factory, **cast("ShellOptions", options))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._refresher_task: asyncio.Task[None] | None = None
-        self._gen: _Gen = _not_started()
         self._started = False
         self._starting: asyncio.Task[Any] | None = None
-        self._closed = False
         self._flight: asyncio.Task[Any] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping: asyncio.Event | None = None
-        if on_event is not None:
-            self.subscribe(on_event)
 
     # -- starting and stopping -----------------------------------------------------
 
@@ -243,7 +198,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         flows = (self._flight, self._refresher_task, *self._tasks)
         pending = {task for task in flows if task is not None and not task.done()}
         if pending:
-            _, late = await asyncio.wait(pending, timeout=_CLOSE_WAIT)
+            _, late = await asyncio.wait(pending, timeout=CLOSE_WAIT)
             for task in late:
                 task.cancel()
             if late:
@@ -255,8 +210,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         else:
             with contextlib.suppress(PyMongoError):
                 await gen.client.close()
-        self._core.events.emit("closed", to_user=gen.credentials.username, to_version=gen.credentials.version_id)
-        self._deliver()
+        self._announce_closed(gen)
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -304,18 +258,6 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
 
     # -- the public surface ----------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[ClientEvent], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` for every event, in order, on the loop, outside the client's flows.
-
-        The callback is a plain function (schedule a coroutine with
-        ``asyncio.create_task`` if needed) and may call any method of the
-        client. An exception in it is logged and never reaches the client.
-
-        Returns:
-            A function that unsubscribes ``callback``.
-        """
-        return self._core.events.subscribe(callback)
-
     async def run(
         self, fn: Callable[[AsyncDatabase[dict[str, Any]]], Awaitable[T]], *, database: str | None = None
     ) -> T:
@@ -358,14 +300,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
             self._deliver()
         return self._gen.number != before
 
-    async def check_rotation_schedule(
-        self,
-        *,
-        derive_deadline: bool = False,
-        margin: float = 3600.0,
-        clock_per_wall_second: float = 1.0,
-        wall_now: dt.datetime | None = None,
-    ) -> ScheduleCheck:
+    async def check_rotation_schedule(self, **query: Unpack[ScheduleQuery]) -> ScheduleCheck:
         """``DescribeSecret`` (in a worker thread) and the same check as the threaded client's.
 
         Raises:
@@ -373,16 +308,7 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         """
         self._ensure_started()
         schedule = await asyncio.to_thread(self._source.rotation_schedule)
-        try:
-            return self._core.schedule_check(
-                schedule,
-                derive_deadline=derive_deadline,
-                margin=margin,
-                clock_per_wall_second=clock_per_wall_second,
-                wall_now=wall_now,
-            )
-        finally:
-            self._deliver()
+        return self._check_schedule(schedule, contextlib.nullcontext(), query)
 
     # -- single flight -------------------------------------------------------------
 
@@ -441,20 +367,10 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         try:
             return await self._run_on(gen, fn, database)
         except PyMongoError as exc:
-            failure = classify_failure(exc, gen.client, closed=gen.in_flight.closing)
-            live = self._gen
-            step = after_failure(
-                failure,
-                replaced=live.number != gen.number or live.refused,
-                retry_connection_errors=retry_connection_errors,
-            )
+            step = self._after_error(gen, exc, retry_connection_errors=retry_connection_errors)
             if step is Retry.RAISE:
                 raise
-            if step is Retry.REPAIR:
-                self._core.refuse(gen)
-                retry_gen = await self._repair(gen, exc)
-            else:
-                retry_gen = await self._current()
+            retry_gen = await (self._repair(gen, exc) if step is Retry.REPAIR else self._current())
         self._core.count("retries")
         return await self._run_on(retry_gen, fn, database)
 
@@ -474,36 +390,19 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         if isinstance(request, ReadSecret):
             # boto3 is synchronous: a worker thread keeps the loop free.
             return await asyncio.to_thread(self._source.get_version, request.stage)
-        if isinstance(request, BuildClient):
-            return self._build(request.credentials)
         if isinstance(request, CheckLogin):
-            await self._login_check(request.client, request.credentials)
-            return None
+            return await self._login_check(request.client, request.credentials)
         if isinstance(request, Adopt):
             return await self._adopt(request.client)
         if isinstance(request, CloseClient):
             if request.client is not self._stable:
                 await discard_async_client(request.client)
             return None
-        # Retire: the client is the stable one; calls that read the old generation move on.
-        if request.at_once:
-            request.generation.in_flight.refuse()
-        return None
-
-    def _build(self, credentials: MongoCredentials) -> AsyncMongoClient[dict[str, Any]]:
-        watch = LoginWatch(self._login_refused, self._pool_cleared)
-        listeners = [*self._mongo_options.get("event_listeners", ()), watch]
-        client = self._client_factory(credentials, {**self._mongo_options, "event_listeners": listeners})
-        self._candidate_watch = (client, watch)
-        return client
+        return self._answer_locally(request)
 
     async def _adopt(self, candidate: AsyncMongoClient[dict[str, Any]]) -> AsyncMongoClient[dict[str, Any]]:
         stable = self._stable
-        if stable is None or candidate is stable:
-            self._stable = candidate
-            pending = self._candidate_watch
-            if pending is not None and pending[0] is candidate:
-                pending[1].arm()
+        if self._adopt_first(candidate) or stable is None:
             return candidate
         try:
             await self._login_adopter(stable, candidate)
@@ -516,28 +415,22 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
     # -- healing handles the client does not see -------------------------------------
 
     def _login_refused(self, seen_at: float | None) -> None:
-        """pymongo's events task (or thread): a connection of the stable client was refused its login."""
-        gen, loop = self._gen, self._loop
-        if loop is None or self._closed or gen.refused or loop.is_closed():
-            return
-        if seen_at is not None and seen_at < self._adopted_at:
-            return  # refused before the last login change: already repaired
-        with contextlib.suppress(RuntimeError):  # the loop is shutting down
-            loop.call_soon_threadsafe(self._start_heal, gen)
+        gen = self._gen
+        if not gen.refused and not self._refused_before_adoption(seen_at):
+            self._on_loop(self._start_heal, gen)
 
     def _pool_cleared(self) -> None:
-        """pymongo cleared the stable client's pool: look why once the failing operation has let go."""
-        loop = self._loop
-        if loop is None or self._closed or self._gen.refused or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._check_refused)
+        # Looked at once the failing operation has let go.
+        if not self._gen.refused:
+            self._on_loop(self._check_refused)
 
-    def _check_refused(self) -> None:
-        stable = self._stable
-        seen_at = refused_at(stable) if stable is not None else None
-        if seen_at is not None:  # a refused login, not a network error
-            self._login_refused(None if seen_at == -math.inf else seen_at)
+    def _on_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback`` on the client's loop (pymongo may call from its own thread), unless closed."""
+        loop = self._loop
+        if loop is None or self._closed or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
+            loop.call_soon_threadsafe(callback, *args)
 
     def _start_heal(self, gen: _Gen) -> None:
         if not self._closed and self._gen.number == gen.number and not gen.refused:
@@ -573,41 +466,33 @@ class AsyncRotatingMongoClient(RotatingShell["AsyncMongoClient[dict[str, Any]]",
         while not self._closed:
             wake.clear()
             gen = self._gen
-            wait = self.policy.forced_refresh_gap if gen.refused else gen.check_at - self._clock()
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), min(wait, _REFRESHER_MAX_SLEEP))
-                if wake.is_set() or self._closed or (not gen.refused and self._clock() < gen.check_at):
-                    continue
-            try:
+            wait = self._refresher_wait(gen)
+            if wait and self._refresher_idle(gen, await _woken(wake, wait)):
+                continue
+            with self._refresher_step():
                 if gen.refused:
                     await self._repair(gen)
                 else:
                     self._maintain()
-            except SecretSwitchError:
-                pass  # counted and announced by the core; the schedule says when to look again
-            except Exception:  # noqa: BLE001 - the refresher must outlive any one failure
-                _log.exception("secret %s: background refresher step failed", self.secret_id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), 1.0)
+            await _woken(wake, 1.0)
 
-    async def _wait_idle(self, in_flight: InFlight, timeout: float) -> bool:
-        """Wait until no ``run`` call uses a client (at most ``timeout`` real seconds), then refuse new ones."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            idle = asyncio.Event()
-            in_flight.notify_when_idle(idle.set)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(idle.wait(), max(0.0, deadline - loop.time()))
-            if in_flight.close_if_idle():
-                return True
-            if loop.time() >= deadline:
-                in_flight.refuse()
-                return False
+    @staticmethod
+    async def _wait_idle(in_flight: InFlight, timeout: float) -> None:
+        """Wait until no ``run`` call uses a client (at most ``timeout`` real seconds); refuse new ones."""
+        closed = asyncio.Event()
+        in_flight.close_when_idle(closed.set)
+        if not await _woken(closed, timeout):
+            in_flight.refuse()
 
 
-class AsyncRecoveringCollection:
+async def _woken(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` at most ``timeout`` real seconds; True if it was set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+    return event.is_set()
+
+
+class AsyncRecoveringCollection(CollectionProxy):
     """An ``AsyncCollection`` proxy whose immediate operations recover from auth failures.
 
     Made by :meth:`AsyncRotatingMongoClient.collection`. ``await
@@ -617,34 +502,16 @@ class AsyncRecoveringCollection:
     ``AsyncCollection``'s own.
     """
 
-    __slots__ = ("_database", "_name", "_owner")
+    __slots__ = ()
+    _owner: AsyncRotatingMongoClient
 
-    def __init__(self, owner: AsyncRotatingMongoClient, name: str, database: str | None) -> None:
-        self._owner = owner
-        self._name = name
-        self._database = database
-
-    def __repr__(self) -> str:
-        return (
-            f"AsyncRecoveringCollection({self._name!r}, database={self._database!r}, secret={self._owner.secret_id!r})"
-        )
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def __getattr__(self, attribute: str) -> Any:
+    def _call(self, attribute: str, *, retry_connection_errors: bool) -> Callable[..., Any]:
         owner, name, database = self._owner, self._name, self._database
-        if attribute not in IMMEDIATE_READS and attribute not in IMMEDIATE_WRITES:
-            return getattr(owner.database(database)[name], attribute)
-        retry_connection_errors = attribute in IMMEDIATE_READS
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            return await owner._run(
-                lambda db: getattr(db[name], attribute)(*args, **kwargs),
-                database,
-                retry_connection_errors=retry_connection_errors,
-            )
+            async def operation(db: AsyncDatabase[dict[str, Any]]) -> Any:
+                return await getattr(db[name], attribute)(*args, **kwargs)
 
-        call.__name__ = attribute
+            return await owner._run(operation, database, retry_connection_errors=retry_connection_errors)
+
         return call

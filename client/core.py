@@ -271,10 +271,10 @@ class ClientCore(Generic[C, D]):
         self,
         schedule: RotationSchedule,
         *,
-        derive_deadline: bool,
-        margin: float,
-        clock_per_wall_second: float,
-        wall_now: dt.datetime | None,
+        derive_deadline: bool = False,
+        margin: float = 3600.0,
+        clock_per_wall_second: float = 1.0,
+        wall_now: dt.datetime | None = None,
     ) -> ScheduleCheck:
         """Compare the policy with the secret's rotation schedule; maybe cap the next refresh."""
         # In the clock's own days: a demo that compresses time compresses both.

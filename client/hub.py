@@ -24,18 +24,19 @@ _log = logging.getLogger(__name__)
 class InFlight:
     """Counts the ``run`` calls on one client, so it is closed only when idle.
 
-    Once :meth:`close_if_idle` succeeded (or :meth:`refuse` was called),
-    :meth:`enter` refuses: a caller that read the generation just before it
-    was retired moves to the live one instead of a client about to close.
-    Thread-safe; the asyncio shell uses it from its loop only.
+    Once it closed (:meth:`close_when_idle` found it idle, or :meth:`refuse`
+    was called), :meth:`enter` refuses: a caller that read the generation just
+    before it was retired moves to the live one instead of a client about to
+    close. Thread-safe; the asyncio shell uses it from its loop only.
     """
 
-    __slots__ = ("_closing", "_count", "_lock", "_on_idle")
+    __slots__ = ("_close_on_idle", "_closing", "_count", "_lock", "_on_idle")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._count = 0
         self._closing = False
+        self._close_on_idle = False
         self._on_idle: list[Callable[[], None]] = []
 
     @property
@@ -53,24 +54,22 @@ class InFlight:
     def leave(self) -> None:
         with self._lock:
             self._count -= 1
-            callbacks, self._on_idle = (self._on_idle, []) if self._count == 0 else ([], self._on_idle)
+            if self._count:
+                return
+            self._closing = self._closing or self._close_on_idle
+            callbacks, self._on_idle = self._on_idle, []
         for callback in callbacks:
             callback()
 
-    def notify_when_idle(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` once no call runs (now, if none does)."""
+    def close_when_idle(self, on_closed: Callable[[], None]) -> None:
+        """Refuse new calls from the first moment none runs (now, if none does), then call ``on_closed()``."""
         with self._lock:
             if self._count:
-                self._on_idle.append(callback)
+                self._close_on_idle = True
+                self._on_idle.append(on_closed)
                 return
-        callback()
-
-    def close_if_idle(self) -> bool:
-        """Refuse new calls if none runs now; True if it did."""
-        with self._lock:
-            if self._count == 0:
-                self._closing = True
-            return self._closing and self._count == 0
+            self._closing = True
+        on_closed()
 
     def refuse(self) -> None:
         """Refuse new calls, whether or not some still run."""

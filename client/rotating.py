@@ -69,54 +69,38 @@ repaired login.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
-import math
 import os
-import random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, cast
 
 from pymongo.errors import PyMongoError
 
 from .errors import SecretSwitchError
-from .events import ClientEvent
-from .flows import Adopt, BuildClient, CheckLogin, CloseClient, ReadSecret, Request, drive
+from .flows import Adopt, CheckLogin, CloseClient, ReadSecret, Request, drive
 from .hub import InFlight
 from .mongo import (
     LoginCheck,
-    LoginWatch,
     MongoClientFactory,
     adopt_login,
     build_mongo_client,
     check_login,
-    classify_failure,
     discard_client,
-    refused_at,
 )
-from .policy import RefreshPolicy, Retry, after_failure
-from .shell import IMMEDIATE_READS, IMMEDIATE_WRITES, RotatingShell
+from .policy import Retry
+from .shell import CLOSE_WAIT, ClientOptions, CollectionProxy, RotatingShell, ScheduleQuery, ShellOptions
 from .state import Generation, ScheduleCheck
 
 if TYPE_CHECKING:
-    from mypy_boto3_secretsmanager import SecretsManagerClient
-    from opentelemetry.metrics import MeterProvider
     from pymongo import MongoClient
     from pymongo.database import Database
 
-    from .credentials import MongoCredentials
 
 __all__ = ["RecoveringCollection", "RotatingMongoClient", "ScheduleCheck"]
-
-# How long close() waits for the client's own threads, all together.
-_CLOSE_WAIT = 30.0
-# The background refresher looks again at least this often (real seconds): the
-# clock may be a compressed or injected one whose seconds are not real ones.
-_REFRESHER_MAX_SLEEP = 30.0
 
 _log = logging.getLogger(__name__)
 LoginAdopter = Callable[["MongoClient[dict[str, Any]]", "MongoClient[dict[str, Any]]"], None]
@@ -125,6 +109,7 @@ _LIVE: weakref.WeakSet[RotatingMongoClient] = weakref.WeakSet()
 
 T = TypeVar("T")
 _Gen = Generation["MongoClient[dict[str, Any]]", "Database[dict[str, Any]]"]
+_Options = ClientOptions[MongoClientFactory, LoginCheck, LoginAdopter]
 
 
 class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database[dict[str, Any]]"]):
@@ -168,51 +153,17 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         ConfigurationError: an argument is wrong.
     """
 
-    def __init__(
-        self,
-        secret_id: str,
-        *,
-        database: str | None = None,
-        secretsmanager_client: SecretsManagerClient | Any | None = None,
-        policy: RefreshPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        mongo_options: Mapping[str, Any] | None = None,
-        on_event: Callable[[ClientEvent], None] | None = None,
-        rng: random.Random | None = None,
-        client_factory: MongoClientFactory = build_mongo_client,
-        login_check: LoginCheck = check_login,
-        close_grace: float = 2.0,
-        background_refresh: bool = True,
-        login_adopter: LoginAdopter = adopt_login,
-        meter_provider: MeterProvider | None = None,
-    ) -> None:
-        self._init_shell(
-            secret_id,
-            database=database,
-            secretsmanager_client=secretsmanager_client,
-            policy=policy,
-            clock=clock,
-            mongo_options=mongo_options,
-            rng=rng,
-            close_grace=close_grace,
-            meter_provider=meter_provider,
-        )
-        self._client_factory = client_factory
-        self._login_check = login_check
-        self._login_adopter = login_adopter
-        self._refresher_enabled = background_refresh
+    def __init__(self, secret_id: str, **options: Unpack[_Options]) -> None:
+        self._login_check = options.pop("login_check", check_login)
+        self._login_adopter = options.pop("login_adopter", adopt_login)
+        factory = options.pop("client_factory", build_mongo_client)
+        super().__init__(secret_id, client_factory=factory, **cast("ShellOptions", options))
         self._refresh_lock = threading.Lock()  # single flight: reads of the secret and logins
         self._state_lock = threading.Lock()  # threads, closing
         self._stopping = threading.Event()
         self._wake = threading.Event()  # a new generation was published: the refresher looks again
-        self._closed = False
         self._threads: set[threading.Thread] = set()
-        self._stable: MongoClient[dict[str, Any]] | None = None
         self._refresher_thread: threading.Thread | None = None
-        self._candidate_watch: tuple[Any, LoginWatch] | None = None
-        self._adopted_at = -math.inf
-        if on_event is not None:
-            self.subscribe(on_event)
         try:
             drive(self._core.start(), self._perform)
         except BaseException:
@@ -225,19 +176,6 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         self._start_refresher()
 
     # -- the public surface ----------------------------------------------------
-
-    def subscribe(self, callback: Callable[[ClientEvent], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` for every event, in order, once the client released its locks.
-
-        The callback runs in the thread that caused the event (or in one
-        delivering events at that moment) and may call any method of the
-        client, ``close()`` included. An exception in a callback is logged
-        and never reaches the client.
-
-        Returns:
-            A function that unsubscribes ``callback``.
-        """
-        return self._core.events.subscribe(callback)
 
     def run(self, fn: Callable[[Database[dict[str, Any]]], T], *, database: str | None = None) -> T:
         """Run ``fn(database)`` and repair the client if the database refuses the login.
@@ -299,14 +237,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
             self._deliver()
         return self._gen.number != before
 
-    def check_rotation_schedule(
-        self,
-        *,
-        derive_deadline: bool = False,
-        margin: float = 3600.0,
-        clock_per_wall_second: float = 1.0,
-        wall_now: dt.datetime | None = None,
-    ) -> ScheduleCheck:
+    def check_rotation_schedule(self, **query: Unpack[ScheduleQuery]) -> ScheduleCheck:
         """Compare the refresh policy with the secret's rotation schedule (``DescribeSecret``).
 
         Logs a warning and sends a ``schedule_warning`` event when the refresh
@@ -324,17 +255,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
             SecretsManagerError: ``DescribeSecret`` failed (the client is unaffected).
         """
         schedule = self._source.rotation_schedule()
-        try:
-            with self._refresh_lock:
-                return self._core.schedule_check(
-                    schedule,
-                    derive_deadline=derive_deadline,
-                    margin=margin,
-                    clock_per_wall_second=clock_per_wall_second,
-                    wall_now=wall_now,
-                )
-        finally:
-            self._deliver()
+        return self._check_schedule(schedule, self._refresh_lock, query)
 
     def close(self) -> None:
         """Stop the refresh thread and close every MongoClient (idempotent; safe from a subscriber)."""
@@ -348,10 +269,10 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         self._wake.set()
         # A refresh that finishes meanwhile may start a thread: look again
         # until none is left (real time, whatever the injected clock says).
-        deadline = time.monotonic() + _CLOSE_WAIT
+        deadline = time.monotonic() + CLOSE_WAIT
         refresher = self._refresher_thread
         if refresher is not None and refresher is not threading.current_thread():
-            refresher.join(timeout=_CLOSE_WAIT)
+            refresher.join(timeout=CLOSE_WAIT)
         while True:
             with self._state_lock:
                 threads = [thread for thread in self._threads if thread is not threading.current_thread()]
@@ -366,9 +287,9 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         if gen.refused:
             discard_client(gen.client)
         else:
-            self._close_client(gen.client)
-        self._core.events.emit("closed", to_user=gen.credentials.username, to_version=gen.credentials.version_id)
-        self._deliver()
+            with contextlib.suppress(PyMongoError):
+                gen.client.close()
+        self._announce_closed(gen)
 
     def __enter__(self) -> Self:
         return self
@@ -433,20 +354,10 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         try:
             return self._run_on(gen, fn, database)
         except PyMongoError as exc:
-            failure = classify_failure(exc, gen.client, closed=gen.in_flight.closing)
-            live = self._gen
-            step = after_failure(
-                failure,
-                replaced=live.number != gen.number or live.refused,
-                retry_connection_errors=retry_connection_errors,
-            )
+            step = self._after_error(gen, exc, retry_connection_errors=retry_connection_errors)
             if step is Retry.RAISE:
                 raise
-            if step is Retry.REPAIR:
-                self._core.refuse(gen)
-                retry_gen = self._repair(gen, exc)
-            else:
-                retry_gen = self._current()
+            retry_gen = self._repair(gen, exc) if step is Retry.REPAIR else self._current()
         self._core.count("retries")
         return self._run_on(retry_gen, fn, database)
 
@@ -465,37 +376,20 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
     def _perform(self, request: Request) -> Any:
         if isinstance(request, ReadSecret):
             return self._source.get_version(request.stage)
-        if isinstance(request, BuildClient):
-            return self._build(request.credentials)
         if isinstance(request, CheckLogin):
-            self._login_check(request.client, request.credentials)
-            return None
+            return self._login_check(request.client, request.credentials)
         if isinstance(request, Adopt):
             return self._adopt(request.client)
         if isinstance(request, CloseClient):
             if request.client is not self._stable:
                 discard_client(request.client)
             return None
-        # Retire: the client is the stable one; calls that read the old generation move on.
-        if request.at_once:
-            request.generation.in_flight.refuse()
-        return None
-
-    def _build(self, credentials: MongoCredentials) -> MongoClient[dict[str, Any]]:
-        watch = LoginWatch(self._login_refused, self._pool_cleared)
-        listeners = [*self._mongo_options.get("event_listeners", ()), watch]
-        client = self._client_factory(credentials, {**self._mongo_options, "event_listeners": listeners})
-        self._candidate_watch = (client, watch)
-        return client
+        return self._answer_locally(request)
 
     def _adopt(self, candidate: MongoClient[dict[str, Any]]) -> MongoClient[dict[str, Any]]:
         """The first checked client becomes the stable one; later ones hand it their login."""
         stable = self._stable
-        if stable is None or candidate is stable:
-            self._stable = candidate
-            pending = self._candidate_watch
-            if pending is not None and pending[0] is candidate:
-                pending[1].arm()
+        if self._adopt_first(candidate) or stable is None:
             return candidate
         try:
             self._login_adopter(stable, candidate)
@@ -508,22 +402,13 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
     # -- healing handles the client does not see -----------------------------------
 
     def _login_refused(self, seen_at: float | None) -> None:
-        """pymongo's events thread: a connection of the stable client was refused its login."""
         gen = self._gen  # read now: a later generation is not the one refused
-        if self._stopping.is_set() or gen.refused or (seen_at is not None and seen_at < self._adopted_at):
-            return
-        self._start_thread(lambda: self._heal(gen), name=f"secretswitch-heal-{self.secret_id}")
+        if not (self._stopping.is_set() or gen.refused or self._refused_before_adoption(seen_at)):
+            self._start_thread(lambda: self._heal(gen), name=f"secretswitch-heal-{self.secret_id}")
 
     def _pool_cleared(self) -> None:
-        """pymongo cleared the stable client's pool, under its topology lock: look why from another thread."""
         if not self._stopping.is_set() and not self._gen.refused:
             self._start_thread(self._check_refused, name=f"secretswitch-watch-{self.secret_id}")
-
-    def _check_refused(self) -> None:
-        stable = self._stable
-        seen_at = refused_at(stable) if stable is not None else None
-        if seen_at is not None:  # a refused login, not a network error
-            self._login_refused(None if seen_at == -math.inf else seen_at)
 
     def _heal(self, gen: _Gen) -> None:
         if self._gen.number != gen.number or self._stopping.is_set():
@@ -555,20 +440,14 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         while not self._stopping.is_set():
             self._wake.clear()
             gen = self._gen
-            wait = self.policy.forced_refresh_gap if gen.refused else gen.check_at - self._clock()
-            if wait > 0:
-                self._wake.wait(min(wait, _REFRESHER_MAX_SLEEP))
-                if self._wake.is_set() or self._stopping.is_set() or (not gen.refused and self._clock() < gen.check_at):
-                    continue
-            try:
+            wait = self._refresher_wait(gen)
+            if wait and self._refresher_idle(gen, self._wake.wait(wait) or self._stopping.is_set()):
+                continue
+            with self._refresher_step():
                 if gen.refused:
                     self._repair(gen)
                 else:
                     self._maintain()
-            except SecretSwitchError:
-                pass  # counted and announced by the core; the schedule says when to look again
-            except Exception:  # noqa: BLE001 - the refresher must outlive any one failure
-                _log.exception("secret %s: background refresher step failed", self.secret_id)
             # A refresh runs in its own thread: wait for its new generation (or a moment).
             self._wake.wait(1.0)
 
@@ -595,23 +474,13 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
                 self._deliver()
         self._start_refresher()
 
-    def _wait_idle(self, in_flight: InFlight, timeout: float) -> bool:
-        """Wait until no ``run`` call uses a client (at most ``timeout`` real seconds), then refuse new ones."""
-        deadline = time.monotonic() + timeout
-        while True:
-            idle = threading.Event()
-            in_flight.notify_when_idle(idle.set)
-            idle.wait(max(0.0, deadline - time.monotonic()))
-            if in_flight.close_if_idle():
-                return True
-            if time.monotonic() >= deadline:
-                in_flight.refuse()
-                return False
-
     @staticmethod
-    def _close_client(client: MongoClient[dict[str, Any]]) -> None:
-        with contextlib.suppress(PyMongoError):
-            client.close()
+    def _wait_idle(in_flight: InFlight, timeout: float) -> None:
+        """Wait until no ``run`` call uses a client (at most ``timeout`` real seconds); refuse new ones."""
+        closed = threading.Event()
+        in_flight.close_when_idle(closed.set)
+        if not closed.wait(timeout):
+            in_flight.refuse()
 
     def _start_thread(self, target: Callable[[], None], *, name: str) -> None:
         def body() -> None:
@@ -639,39 +508,25 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class RecoveringCollection:
+class RecoveringCollection(CollectionProxy):
     """A pymongo collection proxy whose immediate operations recover from auth failures.
 
     Made by :meth:`RotatingMongoClient.collection`; see there for what is
     retried. It holds no client: every call resolves the live one.
     """
 
-    __slots__ = ("_database", "_name", "_owner")
+    __slots__ = ()
+    _owner: RotatingMongoClient
 
-    def __init__(self, owner: RotatingMongoClient, name: str, database: str | None) -> None:
-        self._owner = owner
-        self._name = name
-        self._database = database
-
-    def __repr__(self) -> str:
-        return f"RecoveringCollection({self._name!r}, database={self._database!r}, secret={self._owner.secret_id!r})"
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def __getattr__(self, attribute: str) -> Any:
+    def _call(self, attribute: str, *, retry_connection_errors: bool) -> Callable[..., Any]:
         owner, name, database = self._owner, self._name, self._database
-        if attribute not in IMMEDIATE_READS and attribute not in IMMEDIATE_WRITES:
-            return getattr(owner.database(database)[name], attribute)
-        retry_connection_errors = attribute in IMMEDIATE_READS
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return owner._run(
+            run = owner._run
+            return run(
                 lambda db: getattr(db[name], attribute)(*args, **kwargs),
                 database,
                 retry_connection_errors=retry_connection_errors,
             )
 
-        call.__name__ = attribute
         return call
