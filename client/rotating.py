@@ -115,6 +115,10 @@ _Options = ClientOptions[MongoClientFactory, LoginCheck, LoginAdopter]
 class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database[dict[str, Any]]"]):
     """A MongoDB client that reads its credentials from Secrets Manager and follows rotations.
 
+    All arguments but ``secret_id`` are keyword only; the shared ones are typed
+    in :class:`client.shell.ShellOptions`, with their defaults in
+    :class:`client.shell.RotatingShell`.
+
     Args:
         secret_id: the secret's name or ARN.
         database: the application's database, what :meth:`database`,
@@ -127,7 +131,7 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
             ``boto3.client("secretsmanager")`` (usual environment resolution,
             short timeouts).
         policy: refresh interval, jitter, backoff and forced-refresh gap.
-        clock: monotonic seconds; every schedule uses it (tests pass a fake,
+        clock: monotonic seconds (default ``time.monotonic``); every schedule uses it (tests pass a fake,
             the demo a compressed one). The client never sleeps: backoff and
             refresh are deadlines on this clock.
         mongo_options: extra ``MongoClient`` keyword arguments (timeouts,
@@ -135,10 +139,10 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
         on_event: a subscriber, same as :meth:`subscribe`.
         rng: the source of jitter (seed it for reproducible schedules).
         client_factory: builds a MongoClient from credentials and options
-            (tests pass a recording fake).
+            (default :func:`client.mongo.build_mongo_client`; tests pass a recording fake).
         login_check: checks a new client's login (default: ``ping``).
         close_grace: real seconds ``close()`` waits for ``run`` calls still
-            in progress before it closes the MongoClient.
+            in progress before it closes the MongoClient (default 2).
         background_refresh: run the background refresher thread (default);
             without it the client refreshes only when it is called.
         login_adopter: moves a checked candidate's login onto the stable
@@ -245,10 +249,10 @@ class RotatingMongoClient(RotatingShell["MongoClient[dict[str, Any]]", "Database
 
         Args:
             derive_deadline: also schedule the next refresh no later than
-                ``margin`` after the secret's next rotation date.
-            margin: clock seconds after the next rotation (negative: before).
+                ``margin`` after the secret's next rotation date (default ``False``).
+            margin: clock seconds after the next rotation (negative: before; default 3600).
             clock_per_wall_second: how many clock seconds pass per real second
-                (the demo's compressed clock); converts the rotation dates.
+                (the demo's compressed clock); converts the rotation dates (default 1).
             wall_now: the current wall time (default: now, UTC).
 
         Raises:
