@@ -35,7 +35,7 @@ from .report import check_writes
 from .rotations import ClientView, RotationScheduler, SecretInspector
 from .state import DemoState
 from .summary import build_summary, verdict_line
-from .workload import COLLECTION, OperationRunner, OpLog, Workload
+from .workload import COLLECTION, OperationRunner, OpLog, Workload, WorkloadShape
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
@@ -143,7 +143,7 @@ def run_demo(config: DemoConfig, *, stdout: TextIO | None = None, interactive: b
         if naive_client is not None and state.naive_side is not None:
             sides.append((PlainRunner(naive_client, database), state.naive_side.log, "naive"))
         for index, (runner, log, side) in enumerate(sides):
-            shape: dict[str, Any] = {
+            shape: WorkloadShape = {
                 "run_id": run_id,
                 "side": side,
                 "database": database,
