@@ -1,4 +1,8 @@
-"""The embedded local stack: moto's Secrets Manager and SecantusDB on loopback.
+"""The embedded local stack: moto's Secrets Manager and SecantusDB on loopback; its lifecycle.
+
+This module starts, stops and hands out clients; the processes it supervises are
+:mod:`embedded_stack.processes` and what it provisions (users, the secrets'
+documents) :mod:`embedded_stack.provisioning`. Their public names are re-exported here.
 
 Used by the demo, the tests, the benchmarks and ``secretswitch local``::
 
