@@ -37,9 +37,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench._common import percentile, print_table
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
 
 __all__ = ["main"]
 
@@ -137,8 +140,7 @@ def _change_cached_password(stack: Any, sm: Any) -> None:
 
 def _durability_cost() -> list[tuple[str, str, str]]:
     """insert_one/s with and without --sync-on-commit, interleaved, best of two; rows for the table."""
-    from pymongo import MongoClient
-
+    from secretswitch.client.mongo import open_mongo_client
     from secretswitch.embedded_stack.stack import SecantusServer
 
     rows: list[tuple[str, str, str]] = []
@@ -151,7 +153,7 @@ def _durability_cost() -> list[tuple[str, str, str]]:
         try:
             for durable, server in servers.items():
                 server.start(auth=False)
-                clients[durable] = MongoClient(server.host, server.port, directConnection=True, maxPoolSize=16)
+                clients[durable] = open_mongo_client(server.host, server.port, directConnection=True, maxPoolSize=16)
             for threads in (1, THREADS):
                 best: dict[bool, float] = {False: 0.0, True: 0.0}
                 for client in clients.values():  # warm the pools and the files

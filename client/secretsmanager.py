@@ -218,6 +218,8 @@ def secretsmanager_client(
     endpoint_source: str = "endpoint_url",
     config: Config | None = None,
     region_how: str = _LIBRARY_REGION_HOW,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
 ) -> SecretsManagerClient:
     """The one place the project builds a boto3 ``secretsmanager`` client from the environment.
 
@@ -228,6 +230,8 @@ def secretsmanager_client(
         endpoint_source: how to name ``endpoint_url`` in an error (an option or a variable).
         config: a botocore ``Config`` (timeouts, retries).
         region_how: the caller's own way to pass a region, for the advice when there is none.
+        aws_access_key_id / aws_secret_access_key: explicit keys (the embedded stack's dummy ones);
+            default boto3's credential chain.
 
     Raises:
         ConfigurationError: no region anywhere, or an endpoint URL that cannot work; says what to set.
@@ -246,7 +250,12 @@ def secretsmanager_client(
                 break
     try:
         return boto3.client(
-            "secretsmanager", region_name=resolve_region(region), endpoint_url=endpoint_url, config=config
+            "secretsmanager",
+            region_name=resolve_region(region),
+            endpoint_url=endpoint_url,
+            config=config,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
         )
     except NoRegionError:
         raise ConfigurationError(REGION_ADVICE.format(how=region_how)) from None

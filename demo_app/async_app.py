@@ -22,14 +22,13 @@ import asyncio
 import concurrent.futures
 import random
 import threading
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from secretswitch.client import AsyncRotatingMongoClient
 
-from .workload import COLLECTION, OpLog, user_of
+from .workload import COLLECTION, OpLog, WorkloadBase, WorkloadShape, user_of
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
@@ -113,39 +112,16 @@ async def run_example(
 # -- the demo's workload -----------------------------------------------------------------
 
 
-class AsyncWorkload:
+class AsyncWorkload(WorkloadBase):
     """``workers`` tasks running inserts and reads through ``host``'s client until stopped.
 
     The same arguments, documents and arrival model as
     :class:`~demo_app.workload.Workload`; only the runner differs.
     """
 
-    def __init__(
-        self,
-        host: AsyncClientHost,
-        log: OpLog,
-        *,
-        run_id: str,
-        side: str,
-        database: str,
-        workers: int,
-        rate: float,
-        write_ratio: float,
-        started: float,
-        seed: int | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, host: AsyncClientHost, log: OpLog, **shape: Unpack[WorkloadShape]) -> None:
+        super().__init__(log, **shape)
         self.host = host
-        self.log = log
-        self.run_id = run_id
-        self.side = side
-        self.database = database
-        self.workers = workers
-        self.mean_gap = workers / rate
-        self.write_ratio = write_ratio
-        self.started = started
-        self.seed = seed
-        self._monotonic = monotonic
         self._stop: asyncio.Event | None = None
         self._done: concurrent.futures.Future[None] | None = None
 

@@ -48,10 +48,6 @@ class DemoClock:
         """Demo days since day 0."""
         return self.real() / self.day_seconds
 
-    def sleep(self, demo_seconds: float) -> None:
-        """Sleep for ``demo_seconds`` of demo time (what the client is given as its sleep)."""
-        time.sleep(max(0.0, demo_seconds) * self.day_seconds / DAY)
-
     def wait_until_day(self, day: float, stop: threading.Event, *, poll: float = 0.05) -> bool:
         """Wait until demo ``day``; ``False`` if ``stop`` was set first."""
         while not stop.is_set():

@@ -6,6 +6,7 @@ none of them imports another.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,3 +48,4 @@ class DemoState:
     end_day: float = 0.0  # the run's last demo day: an upper bound until end_exact
     end_exact: bool = False  # end_day is the real end (the client switched after the last rotation, or the run ended)
     verdict: str | None = None  # the closing line, once the run is judged
+    versions_read_at: float = -math.inf  # when the view last re-read the secret's versions (time.monotonic)

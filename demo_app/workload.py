@@ -21,13 +21,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, Unpack
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
     from pymongo.database import Database
 
-__all__ = ["COLLECTION", "OpLog", "OperationRunner", "Workload", "user_of"]
+__all__ = ["COLLECTION", "OpLog", "OperationRunner", "Workload", "WorkloadBase", "WorkloadShape", "user_of"]
 
 COLLECTION = "demo_writes"
 
@@ -123,7 +123,37 @@ class OpLog:
             return list(self.times), [self.user_names[i] for i in self.users], list(self.oks)
 
 
-class Workload:
+class WorkloadShape(TypedDict):
+    """What a workload is told besides its runner and log (the same for the threaded and the asyncio one)."""
+
+    run_id: str
+    side: str
+    database: str
+    workers: int
+    rate: float
+    write_ratio: float
+    started: float
+    seed: NotRequired[int | None]
+    monotonic: NotRequired[Callable[[], float]]
+
+
+class WorkloadBase:
+    """The shape both workloads share: the documents' tags, the worker count and the arrival model."""
+
+    def __init__(self, log: OpLog, **shape: Unpack[WorkloadShape]) -> None:
+        self.log = log
+        self.run_id = shape["run_id"]
+        self.side = shape["side"]
+        self.database = shape["database"]
+        self.workers = shape["workers"]
+        self.mean_gap = self.workers / shape["rate"]
+        self.write_ratio = shape["write_ratio"]
+        self.started = shape["started"]
+        self.seed = shape.get("seed")
+        self._monotonic = shape.get("monotonic", time.monotonic)
+
+
+class Workload(WorkloadBase):
     """``workers`` threads running inserts and reads through ``runner`` until stopped.
 
     Args:
@@ -140,32 +170,9 @@ class Workload:
         monotonic / sleep: the real clock and sleep.
     """
 
-    def __init__(
-        self,
-        runner: OperationRunner,
-        log: OpLog,
-        *,
-        run_id: str,
-        side: str,
-        database: str,
-        workers: int,
-        rate: float,
-        write_ratio: float,
-        started: float,
-        seed: int | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, runner: OperationRunner, log: OpLog, **shape: Unpack[WorkloadShape]) -> None:
+        super().__init__(log, **shape)
         self.runner = runner
-        self.log = log
-        self.run_id = run_id
-        self.side = side
-        self.database = database
-        self.workers = workers
-        self.mean_gap = workers / rate
-        self.write_ratio = write_ratio
-        self.started = started
-        self.seed = seed
-        self._monotonic = monotonic
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 

@@ -5,13 +5,15 @@ demo, so it belongs to none of them. Imports run one way: the demo and the
 command line use the stack; the stack uses the rotation function and the
 operator's rotation tools; nothing below imports it.
 
-Modules: ``stack`` (the two servers and their provisioning), ``moto_server``
+Modules: ``stack`` (the stack's lifecycle: start, stop, its clients, what is
+left over), ``processes`` (SecantusDB started and stopped by PID, ports),
+``provisioning`` (the MongoDB users and the secrets' documents), ``moto_server``
 (moto's HTTP server with AWS's ``RotateSecret`` contract), ``contract`` (that
 contract's pure rules), ``functions`` (any rotation function, run by
 ``worker`` in a process of its own; docs/emulator.md), ``pymongo4_shim`` (AWS's
-MongoDB templates under PyMongo 4), ``faults`` (a rotation killed between
-steps), ``signals`` (Ctrl-C never cuts a start or a stop in two), ``tls`` (a
-TLS stack's CA and certificate), ``errors``.
+MongoDB templates under PyMongo 4), ``signals`` (Ctrl-C never cuts a start or a
+stop in two), ``tls`` (a TLS stack's CA and certificate), ``errors``. The faults
+the tests inject (a rotation killed between steps) are ``tests/faults.py``.
 """
 
 from __future__ import annotations

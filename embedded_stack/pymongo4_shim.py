@@ -42,10 +42,12 @@ class DeferredDatabase:
         PyMongo 4 authenticates at the first operation, so a ``ping`` makes the
         refusal happen here, where the template catches it.
         """
-        from pymongo import MongoClient
+        from secretswitch.client.mongo import open_mongo_client
 
         self.logout()
-        client: Any = MongoClient(**self._options, username=name, password=password, authSource=source or self.name)
+        client: Any = open_mongo_client(
+            **self._options, username=name, password=password, authSource=source or self.name
+        )
         try:
             client[self.name].command("ping")
         except Exception:

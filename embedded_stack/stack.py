@@ -1,4 +1,8 @@
-"""The embedded local stack: moto's Secrets Manager and SecantusDB on loopback.
+"""The embedded local stack: moto's Secrets Manager and SecantusDB on loopback; its lifecycle.
+
+This module starts, stops and hands out clients; the processes it supervises are
+:mod:`embedded_stack.processes` and what it provisions (users, the secrets'
+documents) :mod:`embedded_stack.provisioning`. Their public names are re-exported here.
 
 Used by the demo, the tests, the benchmarks and ``secretswitch local``::
 
@@ -46,17 +50,11 @@ host name.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import secrets
 import shutil
-import signal
-import socket
-import string
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -65,10 +63,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from secretswitch.client.secretsmanager import REGION_PATTERN
-from secretswitch.rotation_lambda.core import AWS_DEFAULT_EXCLUDE_CHARACTERS
+from secretswitch.client.mongo import open_mongo_client
+from secretswitch.client.secretsmanager import REGION_PATTERN, secretsmanager_client
 
 from .errors import LocalStackError
+from .processes import SecantusServer, check_port, free_port, pid_alive
+from .provisioning import (
+    ADMIN_USER,
+    APP_DATABASE,
+    APP_USERS,
+    ExternalMongo,
+    create_external_users,
+    create_secantus_users,
+    drop_users,
+    new_password,
+    secret_documents,
+)
 from .signals import signals_deferred
 
 if TYPE_CHECKING:
@@ -94,9 +104,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-APP_DATABASE = "mydb"
-APP_USERS = ("app", "app_clone")
-ADMIN_USER = "admin"
 ACCOUNT_ID = "123456789012"  # moto's default account
 DUMMY_AWS_ENV: Mapping[str, str] = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 ROTATION_FUNCTION_NAME = "secretswitch-mongodb-rotation"
@@ -112,222 +119,6 @@ WORK_DIR_PREFIX = "secretswitch-stack-"
 
 # moto keeps one state per process, keyed by region: two live stacks must not share one.
 _live_regions: set[str] = set()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As a server binds: connections of a previous run in TIME_WAIT do not count.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:]) or "(empty log)"
-
-
-class SecantusServer:
-    """One SecantusDB process on loopback, started and stopped by PID.
-
-    Args:
-        data_dir: its storage directory (kept across restarts).
-        log_path: where its output goes.
-        host: the address to bind.
-        port: the port; ``None`` picks a free one.
-        sync_on_commit: pass ``--sync-on-commit``: a write is acknowledged only
-            once it is on disk, so a SIGKILL loses none (the default).
-        tls: serve TLS only, with this certificate and key (made before :meth:`start`).
-    """
-
-    def __init__(
-        self,
-        data_dir: Path,
-        log_path: Path,
-        *,
-        host: str = "127.0.0.1",
-        port: int | None = None,
-        sync_on_commit: bool = True,
-        tls: TlsFiles | None = None,
-    ) -> None:
-        self.data_dir = data_dir
-        self.tls = tls
-        self.log_path = log_path
-        self.host = host
-        self.port = port if port is not None else free_port(host)
-        self.sync_on_commit = sync_on_commit
-        self.auth = False
-        self._process: subprocess.Popen[bytes] | None = None
-        self.started_pids: list[int] = []
-        """Every process this server object started, in order (for leak checks)."""
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def start(self, *, auth: bool, timeout: float = 30.0) -> None:
-        """Start the server and wait until it accepts connections.
-
-        Raises:
-            LocalStackError: SecantusDB is missing, the port is taken, or the
-                server exited or stayed silent; the message shows its log tail.
-        """
-        if self.running:
-            raise LocalStackError(f"SecantusDB: already running (pid {self.pid})")
-        try:
-            import secantus  # noqa: F401
-        except ImportError as exc:
-            raise LocalStackError(
-                "SecantusDB: the package is not installed; run `pip install 'secretswitch[local]'`"
-            ) from exc
-        if _port_in_use(self.host, self.port):
-            raise LocalStackError(
-                f"SecantusDB: port {self.port} on {self.host} is already in use; "
-                "choose another port or leave it out to pick a free one"
-            )
-        command = [
-            sys.executable, "-m", "secantus",
-            "--host", self.host, "--port", str(self.port),
-            "--storage-path", str(self.data_dir),
-            "--log-level", "WARNING",
-        ]  # fmt: skip
-        if auth:
-            command.append("--auth")
-        if self.sync_on_commit:
-            command.append("--sync-on-commit")
-        if self.tls is not None:
-            command += ["--tls-cert-file", str(self.tls.cert_file), "--tls-key-file", str(self.tls.key_file)]
-        # Started and recorded in one piece: a Ctrl-C in between would leave a process nobody stops.
-        with signals_deferred(), open(self.log_path, "ab") as log:
-            # A session of its own: Ctrl-C reaches us, and we stop it in order.
-            self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-            self.started_pids.append(self._process.pid)
-            self.auth = auth
-        _log.info("SecantusDB starting: pid %s, %s:%s, auth=%s", self.pid, self.host, self.port, auth)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self._process = None
-                raise LocalStackError(
-                    f"SecantusDB: exited with code {code} on start ({self.host}:{self.port}); "
-                    f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
-                )
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise LocalStackError(
-                    f"SecantusDB: no answer on {self.host}:{self.port} after {timeout:.0f} s; "
-                    f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
-                )
-            time.sleep(0.02)
-
-    def stop(self, *, timeout: float = 10.0) -> None:
-        """Stop gracefully (SIGINT, then SIGTERM), SIGKILL only as the last resort; never cut short by a signal."""
-        with signals_deferred():
-            self._stop(timeout)
-
-    def kill(self) -> None:
-        """``kill -9`` the server, as a crash would (the data directory is kept)."""
-        with signals_deferred():
-            process, self._process = self._process, None
-            if process is None:
-                return
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            process.wait(timeout=30)
-        _log.info("SecantusDB killed: pid %s", process.pid)
-
-    def _stop(self, timeout: float) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            if process.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(sig)
-            if sig == signal.SIGINT:
-                self._wake_accept_loop()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=timeout / 2 if sig != signal.SIGKILL else timeout)
-            if sig == signal.SIGKILL:
-                _log.warning("SecantusDB pid %s needed SIGKILL; its last writes may be lost", process.pid)
-        _log.info("SecantusDB stopped: pid %s, exit %s", process.pid, process.returncode)
-
-    def _wake_accept_loop(self) -> None:
-        # SecantusDB's accept thread stays blocked in accept() after its
-        # listening socket is closed, and its shutdown waits 2 s for it; one
-        # connection wakes it, and the stop takes ~0.3 s instead of ~2.1 s.
-        with contextlib.suppress(OSError):
-            socket.create_connection((self.host, self.port), timeout=0.5).close()
-
-    def restart(self, *, auth: bool | None = None) -> None:
-        """Stop and start again on the same port and data directory."""
-        self.stop()
-        self.start(auth=self.auth if auth is None else auth)
-
-
-@dataclass(frozen=True)
-class _ExternalMongo:
-    """A MongoDB given by URI: the URI itself, and its parts without the password."""
-
-    uri: str = field(repr=False)
-    endpoint_uri: str
-    username: str
-    password: str = field(repr=False)
-    auth_source: str
-    first_host: tuple[str, int]
-
-    @classmethod
-    def parse(cls, uri: str) -> _ExternalMongo:
-        from urllib.parse import urlsplit, urlunsplit
-
-        from pymongo.errors import InvalidURI
-        from pymongo.uri_parser import parse_uri
-
-        try:
-            parsed = parse_uri(uri, connect_timeout=5)
-        except (InvalidURI, ValueError) as exc:
-            raise LocalStackError(
-                "MONGODB_URI is not a valid MongoDB connection string; use "
-                "mongodb://USER:PASSWORD@HOST:PORT/?authSource=admin (or mongodb+srv://...)"
-            ) from exc
-        username, password = parsed.get("username"), parsed.get("password")
-        if not username or not password:
-            raise LocalStackError(
-                "MONGODB_URI has no user name and password; give a user that may create users "
-                "(userAdminAnyDatabase), e.g. mongodb://admin:PASSWORD@HOST:27017/?authSource=admin"
-            )
-        parts = urlsplit(uri)
-        endpoint_uri = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-        options = parsed.get("options", {})
-        auth_source = options.get("authSource") or options.get("authsource") or parsed.get("database") or "admin"
-        host, port = parsed["nodelist"][0] if parsed.get("nodelist") else (parts.hostname or "", 27017)
-        return cls(uri, endpoint_uri, username, password, str(auth_source), (str(host), int(port)))
 
 
 @dataclass(frozen=True)
@@ -456,10 +247,10 @@ class EmbeddedStack:
         if not REGION_PATTERN.fullmatch(region):
             raise LocalStackError(f"region {region!r} is not an AWS region name; use e.g. us-east-1 or eu-west-1")
         if mongo_port is not None:
-            _check_port(mongo_port, "SecantusDB port")
+            check_port(mongo_port, "SecantusDB port")
         if secretsmanager_port != 0:
-            _check_port(secretsmanager_port, "Secrets Manager port")
-        self.external_mongo = _ExternalMongo.parse(mongodb_uri) if mongodb_uri else None
+            check_port(secretsmanager_port, "Secrets Manager port")
+        self.external_mongo = ExternalMongo.parse(mongodb_uri) if mongodb_uri else None
         if tls and self.external_mongo is not None:
             raise LocalStackError(
                 "--tls makes a CA for the stack's own SecantusDB; with MONGODB_URI put tls=true and "
@@ -534,16 +325,22 @@ class EmbeddedStack:
             if self.tls is not None:
                 _make_tls(self.tls)
             self.secretsmanager.start(reset_region=self.region)
-            app_passwords = {user: _new_password() for user in APP_USERS}
+            app_passwords = {user: new_password() for user in APP_USERS}
             if self.mongo is not None:
-                admin_password = _new_password()
+                admin_password = new_password()
                 # Provisioning runs without --auth (SecantusDB has no localhost exception), then restarts with it.
                 self.mongo.start(auth=False)
-                self._provision_users(admin_password, app_passwords)
+                create_secantus_users(
+                    self.mongo.host, self.mongo.port, self._tls_options(), admin_password, app_passwords
+                )
                 _log.info("embedded stack: users created; restarting SecantusDB with --auth")
                 self.mongo.restart(auth=True)
             else:
-                admin_password = self._provision_external(app_passwords)
+                if self.external_mongo is None:
+                    raise LocalStackError("no MONGODB_URI was given to provision")
+                admin_password = create_external_users(
+                    self.external_mongo, app_passwords, self._created_users, self.mongo_client
+                )
             admin_arn = self._create_secrets(admin_password, app_passwords)
             self._register_rotation_function()
             self._configure_rotation()
@@ -614,9 +411,9 @@ class EmbeddedStack:
         """What this stack started that still exists (processes, ports, its folder); empty after a clean stop."""
         found: list[str] = []
         if self.mongo is not None:
-            found += [f"SecantusDB process {pid}" for pid in self.mongo.started_pids if _pid_alive(pid)]
+            found += [f"SecantusDB process {pid}" for pid in self.mongo.started_pids if pid_alive(pid)]
         if self.function_host is not None:
-            found += [f"rotation function worker {pid}" for pid in self.function_host.started_pids if _pid_alive(pid)]
+            found += [f"rotation function worker {pid}" for pid in self.function_host.started_pids if pid_alive(pid)]
         if self.secretsmanager.running:
             found.append(f"moto Secrets Manager on port {self.secretsmanager.port}")
         if self._owns_work_dir and self.work_dir.exists():
@@ -646,27 +443,23 @@ class EmbeddedStack:
     # -- clients -------------------------------------------------------------
 
     def secretsmanager_client(self) -> SecretsManagerClient:
-        """A boto3 Secrets Manager client pointed at the embedded server."""
-        import boto3
-
-        session = boto3.session.Session(
+        """A boto3 Secrets Manager client pointed at the embedded server (moto's dummy keys)."""
+        return secretsmanager_client(
+            region=self.region,
+            endpoint_url=self.secretsmanager.url,
             aws_access_key_id=DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-            region_name=self.region,
         )
-        return session.client("secretsmanager", endpoint_url=self.secretsmanager.url)
 
     def mongo_client(self, username: str, password: str, **options: Any) -> MongoClient[dict[str, Any]]:
         """A pymongo client logged in as ``username`` (defined in ``admin``)."""
-        from pymongo import MongoClient
-
         options.setdefault("serverSelectionTimeoutMS", 5000)
         options.setdefault("authSource", "admin")
         if self.external_mongo is not None:
-            return MongoClient(self.external_mongo.endpoint_uri, username=username, password=password, **options)
+            return open_mongo_client(self.external_mongo.endpoint_uri, username=username, password=password, **options)
         server = self._secantus()
         options.update(self._tls_options())
-        return MongoClient(host=server.host, port=server.port, username=username, password=password, **options)
+        return open_mongo_client(host=server.host, port=server.port, username=username, password=password, **options)
 
     def _tls_options(self) -> dict[str, Any]:
         """How a client reaches a TLS stack: TLS on, its CA, certificate and host name verified."""
@@ -697,109 +490,31 @@ class EmbeddedStack:
 
     # -- provisioning --------------------------------------------------------
 
-    def _provision_users(self, admin_password: str, app_passwords: Mapping[str, str]) -> None:
-        from pymongo import MongoClient
-
-        server = self._secantus()
-        client: MongoClient[dict[str, Any]] = MongoClient(
-            host=server.host, port=server.port, directConnection=True, serverSelectionTimeoutMS=10000,
-            **self._tls_options(),
-        )  # fmt: skip
-        with client:
-            client.admin.command(
-                "createUser", ADMIN_USER, pwd=admin_password, roles=[{"role": "userAdminAnyDatabase", "db": "admin"}]
-            )
-            for user, password in app_passwords.items():
-                client.admin.command(
-                    "createUser", user, pwd=password, roles=[{"role": "readWrite", "db": APP_DATABASE}]
-                )
-            client[APP_DATABASE]["items"].insert_one({"_id": "seed", "note": "created by the embedded stack"})
-
-    def _provision_external(self, app_passwords: Mapping[str, str]) -> str:
-        """Create the app users on the ``MONGODB_URI`` server; returns the admin's password."""
-        from pymongo import MongoClient
-        from pymongo.errors import PyMongoError
-
-        external = self.external_mongo
-        if external is None:
-            raise LocalStackError("no MONGODB_URI was given to provision")
-        try:
-            admin: MongoClient[dict[str, Any]] = MongoClient(external.uri, serverSelectionTimeoutMS=10000)
-            with admin:
-                for user in APP_USERS:
-                    if admin.admin.command("usersInfo", user)["users"]:
-                        raise LocalStackError(
-                            f"MongoDB at {external.endpoint_uri}: user {user!r} already exists; secretswitch will "
-                            "not change a password it did not set: drop the users "
-                            f"{' and '.join(APP_USERS)} there or point MONGODB_URI at another server"
-                        )
-                for user, password in app_passwords.items():
-                    admin.admin.command(
-                        "createUser", user, pwd=password, roles=[{"role": "readWrite", "db": APP_DATABASE}]
-                    )
-                    self._created_users.append(user)
-            with self.mongo_client(APP_USERS[0], app_passwords[APP_USERS[0]]) as app:
-                app[APP_DATABASE]["items"].replace_one(
-                    {"_id": "seed"}, {"_id": "seed", "note": "created by the embedded stack"}, upsert=True
-                )
-        except PyMongoError as exc:
-            code = getattr(exc, "code", None)
-            raise LocalStackError(
-                f"MongoDB at {external.endpoint_uri}: provisioning failed ({type(exc).__name__}"
-                f"{f', code {code}' if isinstance(code, int) else ''}); "
-                "MONGODB_URI must name a reachable server and a user that may create users (userAdminAnyDatabase)"
-            ) from exc
-        return external.password
-
     def _drop_created_users(self) -> None:
         """Drop the users this stack created on an external MongoDB (SecantusDB's data is removed anyway)."""
         users, self._created_users = self._created_users, []
-        if self.external_mongo is None or not users:
-            return
-        from pymongo import MongoClient
-
-        admin: MongoClient[dict[str, Any]] = MongoClient(self.external_mongo.uri, serverSelectionTimeoutMS=10000)
-        with admin:
-            for user in users:
-                admin.admin.command("dropUser", user)
+        if self.external_mongo is not None and users:
+            drop_users(self.external_mongo, users)
 
     def _create_secrets(self, admin_password: str, app_passwords: Mapping[str, str]) -> str:
         client = self.secretsmanager_client()
-        external = self.external_mongo
-        if external is None:
-            host, port = self._mongo_address()
-            common: dict[str, Any] = {"engine": "mongo", "host": host, "port": port, "ssl": False}
-            if self.tls is not None:
-                common.update(ssl=True, tlsCAFile=str(self.tls.ca_file))
-            admin_fields = {"username": ADMIN_USER, "password": admin_password, "dbname": "admin"}
-        else:
-            # The connection-string format: the URI (without credentials) keeps TLS and replica-set options.
-            common = {"engine": "mongo", "uri": external.endpoint_uri}
-            admin_fields = {
-                "username": external.username,
-                "password": admin_password,
-                "authSource": external.auth_source,
-            }
+        admin_document, app_document = secret_documents(
+            external=self.external_mongo,
+            address=self._mongo_address() if self.external_mongo is None else ("", 0),
+            tls_ca_file=str(self.tls.ca_file) if self.tls is not None else None,
+            layout=self.layout,
+            admin_password=admin_password,
+            app_passwords=app_passwords,
+        )
         admin = client.create_secret(
             Name=self.admin_secret_id,
             Description="MongoDB admin (master) user for secretswitch rotation",
-            SecretString=json.dumps({**common, **admin_fields}),
+            SecretString=json.dumps(admin_document),
         )
-        active = APP_USERS[0]
-        # "aws": AWS's meaning, dbname is the login database; the application names mydb itself.
-        databases = {"dbname": "admin"} if self.layout == "aws" else {"dbname": APP_DATABASE, "authSource": "admin"}
         client.create_secret(
             Name=self.app_secret_id,
             Description="MongoDB application user, rotated with alternating users",
-            SecretString=json.dumps(
-                {
-                    **common,
-                    "username": active,
-                    "password": app_passwords[active],
-                    **databases,
-                    "masterarn": admin["ARN"],
-                }
-            ),
+            SecretString=json.dumps({**app_document, "masterarn": admin["ARN"]}),
         )
         return admin["ARN"]
 
@@ -865,43 +580,6 @@ def _check_retries(retries: int) -> int:
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
         raise LocalStackError(f"rotation retries {retries!r} must be a whole number from 0 to 10")
     return retries
-
-
-def _check_port(port: int, what: str) -> None:
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise LocalStackError(f"{what} {port!r} is out of range; give a port from 1 to 65535, or leave it out")
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not count: it holds no port and no file)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    status = Path(f"/proc/{pid}/status")
-    try:
-        return "State:\tZ" not in status.read_text()
-    except OSError:
-        return True
-
-
-_PUNCTUATION = "".join(ch for ch in string.punctuation if ch not in AWS_DEFAULT_EXCLUDE_CHARACTERS)
-
-
-def _new_password(length: int = 32) -> str:
-    """A password from AWS's default alphabet, with each type in it (as ``GetRandomPassword`` makes them).
-
-    Symbols on purpose (``:%+#?`` among them): the client must cope with any
-    character a rotation may produce, but none that AWS excludes.
-    """
-    groups = (string.ascii_lowercase, string.ascii_uppercase, string.digits, _PUNCTUATION)
-    alphabet = "".join(groups)
-    while True:
-        password = "".join(secrets.choice(alphabet) for _ in range(length))
-        if all(any(ch in group for ch in password) for group in groups):
-            return password
 
 
 def _tls_files(work_dir: Path) -> TlsFiles:

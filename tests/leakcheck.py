@@ -86,6 +86,24 @@ def _password_of(secret_string: Any) -> str | None:
     return password if isinstance(password, str) else None
 
 
+def find_leaks(passwords: list[tuple[str, str, str]], chunks: list[str]) -> list[tuple[str, str]]:
+    """(secret name, version id) of every password that appears in one of the recorded ``chunks``."""
+    text = "\n".join(chunks)
+    return [(name, version) for name, version, password in passwords if password in text]
+
+
+def is_recorded(logger: logging.Logger) -> bool:
+    """Whether a record of ``logger`` reaches the recorder (it is, or propagates to, a project logger)."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if _recorder in current.handlers:
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent if isinstance(current.parent, logging.Logger) else None
+    return False
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for name in _PROJECT_LOGGERS:
@@ -93,8 +111,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         logger.removeHandler(_recorder)
         logger.setLevel(_saved_levels.get(name, logging.NOTSET))
     passwords = _passwords_in_moto()
-    text = "\n".join(_recorder.chunks)
-    leaks = [(name, version) for name, version, password in passwords if password in text]
+    leaks = find_leaks(passwords, _recorder.chunks)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     summary = (
         f"leak check: {len(passwords)} secret passwords checked against {len(_recorder.chunks)} "

@@ -25,10 +25,10 @@ from botocore.exceptions import ClientError
 
 from secretswitch.cli import main
 from secretswitch.client.credentials import parse_secret
-from secretswitch.embedded_stack.faults import interrupted_rotation
 from secretswitch.embedded_stack.moto_server import register_rotation_function
 from secretswitch.embedded_stack.stack import EmbeddedStack
 from secretswitch.rotation_lambda.lambda_function import make_handler
+from tests.faults import interrupted_rotation
 
 REGION = "ap-northeast-1"
 SECRET = "mongodb-app"

@@ -25,12 +25,12 @@ import pytest
 from pymongo import MongoClient
 
 from secretswitch.cli import main
-from secretswitch.embedded_stack.faults import interrupted_rotation
 from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack
 from secretswitch.rotation_lambda.errors import RotationError
 from secretswitch.rotation_lambda.lambda_function import make_handler
 from secretswitch.rotation_tools.doctor import diagnose
 from secretswitch.rotation_tools.rotate import cancel_rotation, rotate_secret
+from tests.faults import interrupted_rotation
 
 REGION = "ap-northeast-2"
 DBA, MALLORY = "dba", "mallory"

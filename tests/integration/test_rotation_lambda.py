@@ -18,7 +18,6 @@ import pytest
 
 from secretswitch.client.credentials import parse_secret
 from secretswitch.client.errors import SecretFormatError, SecretSwitchError
-from secretswitch.embedded_stack.faults import interrupted_rotation
 from secretswitch.embedded_stack.stack import EmbeddedStack
 from secretswitch.rotation_lambda.core import STEPS
 from secretswitch.rotation_lambda.errors import RotationError
@@ -26,6 +25,7 @@ from secretswitch.rotation_lambda.lambda_function import make_handler
 from secretswitch.rotation_tools.doctor import diagnose
 from secretswitch.rotation_tools.rotate import cancel_rotation, rotate_secret
 from secretswitch.rotation_tools.status import secret_status
+from tests.faults import interrupted_rotation
 
 REGION = "ca-central-1"
 TEXTS: list[str] = []  # every error text produced in this module

@@ -292,7 +292,7 @@ def test_ctrl_c_while_the_stack_starts_leaves_no_empty_results_folder(
     def interrupted(config: DemoConfig, events: EventLog) -> None:
         raise interruption("stopped while the stack started")
 
-    monkeypatch.setattr(runner, "_embedded", interrupted)
+    monkeypatch.setattr(runner, "embedded_infrastructure", interrupted)
     made = tmp_path / "results"
     with pytest.raises(interruption):
         runner.run_demo(_config("--out", str(made), "--plain"), stdout=io.StringIO())

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from secretswitch.client.errors import ConfigurationError, SecretFormatError
-from secretswitch.embedded_stack.faults import RotationInterrupted, crash_after
 from secretswitch.rotation_lambda import core
 from secretswitch.rotation_lambda.core import (
     AWS_DEFAULT_EXCLUDE_CHARACTERS,
@@ -29,6 +28,7 @@ from secretswitch.rotation_lambda.core import (
     user_plan,
 )
 from secretswitch.rotation_lambda.errors import RotationError
+from tests.faults import RotationInterrupted, crash_after
 
 TOKEN = "a" * 36
 

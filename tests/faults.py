@@ -1,7 +1,7 @@
-"""Faults injected into the embedded stack: a rotation killed between two of its steps.
+"""Faults injected into the embedded stack (tests only): a rotation killed between two of its steps.
 
 The embedded Secrets Manager runs the rotation function in-process (see
-:mod:`embedded_stack.moto_server`), so a crash is simulated by swapping the
+:mod:`secretswitch.embedded_stack.moto_server`), so a crash is simulated by swapping the
 function's route for a wrapper that raises after a given step; the versions are
 then left exactly as a Lambda that died there would leave them. Resume with
 ``rotate_secret(..., resume=True)``.
@@ -14,10 +14,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from secretswitch.client.errors import SecretSwitchError
+from secretswitch.embedded_stack.moto_server import register_rotation_function
 from secretswitch.rotation_lambda.core import STEPS
 from secretswitch.rotation_tools.rotate import RotationOutcome, rotate_secret
-
-from .moto_server import register_rotation_function
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
