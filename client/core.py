@@ -502,7 +502,7 @@ class ClientCore(Generic[C, D]):
     ) -> ScheduleCheck:
         """Compare the policy with the secret's rotation schedule; maybe cap the next refresh."""
         # In the clock's own days: a demo that compresses time compresses both.
-        interval = schedule.interval_days * DAY if schedule.interval_days else None
+        interval = schedule.rotation_days * DAY if schedule.rotation_days else None
         window = schedule.window_hours * 3600.0 if schedule.window_hours else DAY
         warning = rotation_schedule_warning(self.policy, interval, rotation_window=window) if schedule.enabled else None
         if warning is not None:

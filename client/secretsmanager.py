@@ -37,13 +37,17 @@ __all__ = [
     "SecretSource",
     "SecretVersion",
     "aws_error_advice",
+    "aws_error_behind",
     "check_endpoint_url",
     "default_secretsmanager_client",
     "error_code",
     "is_not_found",
     "REGION_PATTERN",
+    "next_rotation_after",
     "resolve_region",
+    "rotation_schedule_of",
     "secretsmanager_client",
+    "translate_error",
 ]
 
 REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
@@ -85,9 +89,9 @@ error code (``ThrottlingException``) or the botocore exception's class name (``E
 _DELETED = re.compile(r"marked (for )?delet|scheduled for deletion", re.IGNORECASE)
 
 
-# ``rate(7 days)`` and a ``Duration`` of ``"3h"``: the two schedule forms the client can reason about.
-_RATE_DAYS = re.compile(r"rate\((\d+) days?\)")
-_DURATION_HOURS = re.compile(r"(\d+)h")
+# ``rate(7 days)``/``rate(12 hours)`` and a ``Duration`` of ``"3h"``: the schedule forms one can reason about.
+_RATE = re.compile(r"rate\(\s*(\d+)\s+(hour|hours|day|days)\s*\)")
+_DURATION_HOURS = re.compile(r"(\d{1,2})h")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,34 +103,116 @@ class SecretVersion:
         stages: its staging labels (``AWSCURRENT``, ...).
         secret_string: the raw ``SecretString`` (hidden from ``repr``), or
             ``None`` for a binary secret.
+        created: its ``CreatedDate``, when the call returned one.
     """
 
     version_id: str | None
     stages: tuple[str, ...]
     secret_string: str | None = field(repr=False)
+    created: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RotationSchedule:
-    """What ``DescribeSecret`` says about a secret's rotation.
+    """A secret's rotation schedule: the one schedule type of the project.
+
+    :func:`rotation_schedule_of` reads it from ``DescribeSecret``; the embedded
+    stack validates ``RotateSecret``'s ``RotationRules`` into it; the operator
+    tools and the guard reason on it.
 
     Attributes:
         enabled: whether rotation is on.
-        interval_days: ``AutomaticallyAfterDays`` (or ``None`` with a cron
-            ``ScheduleExpression`` only).
+        rotation_days: ``AutomaticallyAfterDays`` (derived from ``rate(N days)``;
+            ``None`` for a rate in hours and for ``cron()``).
         schedule_expression: the ``rate()``/``cron()`` expression, if any.
         next_rotation: ``NextRotationDate`` (aware, UTC), if Secrets Manager gave one.
         last_rotated: ``LastRotatedDate`` (aware, UTC), if any.
         window_hours: the rotation window (``Duration``, e.g. ``"3h"``), or
             ``None`` when unset (a day for ``rate(N days)``).
+        interval_hours: the rate in hours (``rate(N hours)``, or days x 24), ``None`` for ``cron()``.
     """
 
     enabled: bool
-    interval_days: int | None = None
+    rotation_days: int | None = None
     schedule_expression: str | None = None
     next_rotation: dt.datetime | None = None
     last_rotated: dt.datetime | None = None
     window_hours: int | None = None
+    interval_hours: int | None = None
+
+    @property
+    def interval_days(self) -> int | None:
+        """The old name of :attr:`rotation_days` (kept for callers of 0.x)."""
+        return self.rotation_days
+
+    @property
+    def interval_seconds(self) -> float | None:
+        """The rotation interval in seconds (``None``: ``cron()`` or no schedule)."""
+        return None if self.interval_hours is None else self.interval_hours * 3600.0
+
+    @property
+    def window_seconds(self) -> float:
+        """The rotation window in seconds: ``Duration``, else AWS's default of the rest of the UTC day."""
+        return (self.window_hours if self.window_hours is not None else 24) * 3600.0
+
+    def rules(self) -> dict[str, Any]:
+        """The ``RotationRules`` structure ``DescribeSecret`` returns for this schedule."""
+        rules: dict[str, Any] = {}
+        if self.rotation_days is not None:
+            rules["AutomaticallyAfterDays"] = self.rotation_days
+        if self.schedule_expression is not None:
+            rules["ScheduleExpression"] = self.schedule_expression
+        if self.window_hours is not None:
+            rules["Duration"] = f"{self.window_hours}h"
+        return rules
+
+
+def rotation_schedule_of(description: Mapping[str, Any]) -> RotationSchedule:
+    """The one reader of ``RotationRules``: a ``DescribeSecret`` (or ``ListSecrets`` entry) as a schedule.
+
+    Lenient (AWS wrote it): ``AutomaticallyAfterDays``, else the days of ``rate(N days)``; the hours of
+    ``rate(N hours)``; ``Duration`` as ``"3h"``. Anything else reads as ``None``.
+    """
+    rules: Mapping[str, Any] = description.get("RotationRules") or {}
+    expression = rules.get("ScheduleExpression") or None
+    days = rules.get("AutomaticallyAfterDays") or None
+    rate = _RATE.fullmatch(str(expression or "").strip())
+    hours: int | None = None
+    if rate is not None:
+        value = int(rate.group(1))
+        if rate.group(2).startswith("day"):
+            days = days or value
+            hours = value * 24
+        else:
+            hours = value
+    elif days and not expression:
+        hours = int(days) * 24
+    duration = _DURATION_HOURS.fullmatch(str(rules.get("Duration") or "").strip())
+    return RotationSchedule(
+        enabled=bool(description.get("RotationEnabled", False)),
+        rotation_days=int(days) if days else None,
+        schedule_expression=expression,
+        next_rotation=_aware(description.get("NextRotationDate")),
+        last_rotated=_aware(description.get("LastRotatedDate")),
+        window_hours=int(duration.group(1)) if duration else None,
+        interval_hours=hours,
+    )
+
+
+def next_rotation_after(rotated_at: dt.datetime, interval_hours: int | None) -> dt.datetime | None:
+    """The one next-rotation formula: when the next window opens after a rotation at ``rotated_at``.
+
+    AWS (``RotationRulesType``): with ``AutomaticallyAfterDays`` "Secrets Manager calculates the next
+    rotation date based on the previous rotation", and "if you use a rate() expression, the rotation
+    window starts at midnight" UTC. So a rate in days opens at midnight UTC of the day ``N`` days after
+    the rotation's day; a rate in hours ``N`` hours after it; ``cron()`` (``None``) is not computed here.
+    """
+    if interval_hours is None:
+        return None
+    if interval_hours % 24 == 0:
+        midnight = rotated_at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight + dt.timedelta(days=interval_hours // 24)
+    return rotated_at + dt.timedelta(hours=interval_hours)
 
 
 def aws_error_advice(code: str, message: str, *, operation: str, secret_id: str) -> str | None:
@@ -295,7 +381,6 @@ class SecretSource:
         self._client = client if client is not None else default_secretsmanager_client()
         self._calls_lock = threading.Lock()
         self._api_calls = 0
-        self._calls_by_operation: dict[str, int] = {}
         self._listeners: tuple[CallListener, ...] = ()
 
     def after_fork_in_child(self) -> None:
@@ -320,11 +405,6 @@ class SecretSource:
         """Every API call made so far (failed ones included)."""
         return self._api_calls
 
-    def calls_by_operation(self) -> dict[str, int]:
-        """A copy of the call counts per operation name."""
-        with self._calls_lock:
-            return dict(self._calls_by_operation)
-
     def observe(self, listener: CallListener) -> None:
         """Call ``listener(operation, error)`` after every API call (telemetry; it must not block)."""
         with self._calls_lock:
@@ -343,7 +423,6 @@ class SecretSource:
     def _count(self, operation: str) -> None:
         with self._calls_lock:
             self._api_calls += 1
-            self._calls_by_operation[operation] = self._calls_by_operation.get(operation, 0) + 1
 
     def get_version(self, stage: str = "AWSCURRENT") -> SecretVersion:
         """``GetSecretValue`` of the version that has staging label ``stage``.
@@ -379,45 +458,58 @@ class SecretSource:
             self._answered("DescribeSecret", exc)
             raise self._translate(exc, "DescribeSecret", None) from exc
         self._answered("DescribeSecret", None)
-        rules = response.get("RotationRules") or {}
-        expression = rules.get("ScheduleExpression")
-        interval_days = rules.get("AutomaticallyAfterDays")
-        if interval_days is None and expression:
-            rate = _RATE_DAYS.fullmatch(expression.strip())
-            interval_days = int(rate.group(1)) if rate else None
-        duration = _DURATION_HOURS.fullmatch(str(rules.get("Duration") or "").strip())
-        return RotationSchedule(
-            enabled=bool(response.get("RotationEnabled", False)),
-            interval_days=interval_days,
-            schedule_expression=expression,
-            window_hours=int(duration.group(1)) if duration else None,
-            next_rotation=_aware(response.get("NextRotationDate")),
-            last_rotated=_aware(response.get("LastRotatedDate")),
-        )
+        return rotation_schedule_of(response)
 
     def _translate(self, exc: Exception, operation: str, stage: str | None) -> SecretsManagerError:
-        from botocore.exceptions import BotoCoreError, ClientError
+        return translate_error(
+            exc, operation=operation, secret_id=self.secret_id, where=f"stage {stage}" if stage else ""
+        )
 
-        what = f"{operation} on secret {self.secret_id!r}" + (f" (stage {stage})" if stage else "")
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "Unknown"))
-            advice = aws_error_advice(
-                code, str(error.get("Message", "")), operation=operation, secret_id=self.secret_id
-            )
-            if code in _NOT_FOUND_CODES:
-                return SecretNotFoundError(f"{what}: not found ({code}); {advice}")
-            # AWS's own message names no secret value.
-            return SecretsManagerError(f"{what} failed: {code}; {advice or error.get('Message', '')}".rstrip("; "))
-        if isinstance(exc, BotoCoreError):
-            # botocore's messages name the endpoint, never a secret value.
-            # Only the advice that adds something: "unreachable" is said already.
-            advice = aws_error_advice(type(exc).__name__, str(exc), operation=operation, secret_id=self.secret_id)
-            tail = f"; {advice}" if advice and type(exc).__name__ in {"SSLError", "HTTPClientError"} else ""
-            return SecretsManagerError(
-                f"{what} failed: Secrets Manager unreachable ({type(exc).__name__}: {exc}){tail}"
-            )
-        return SecretsManagerError(f"{what} failed: {type(exc).__name__}")
+
+def translate_error(exc: Exception, *, operation: str, secret_id: str, where: str = "") -> SecretsManagerError:
+    """The one translation of a boto3 error into the project's error tree (raise it ``from exc``).
+
+    ``SecretNotFoundError`` when :func:`is_not_found` says so, else ``SecretsManagerError``; the message names
+    the operation, the secret id and ``where`` (a stage, a version), and adds :func:`aws_error_advice`.
+    AWS's and botocore's own messages name endpoints and ids, never a secret value.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    what = f"{operation} on secret {secret_id!r}" + (f" ({where})" if where else "")
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", ""))
+        advice = aws_error_advice(code, message, operation=operation, secret_id=secret_id)
+        if code in _NOT_FOUND_CODES:
+            return SecretNotFoundError(f"{what}: not found ({code}); {advice or message}".rstrip("; "))
+        return SecretsManagerError(f"{what} failed: {code}; {advice or message}".rstrip("; "))
+    if isinstance(exc, BotoCoreError):
+        # Only the advice that adds something: "unreachable" is said already.
+        advice = aws_error_advice(type(exc).__name__, str(exc), operation=operation, secret_id=secret_id)
+        tail = f"; {advice}" if advice and type(exc).__name__ in {"SSLError", "HTTPClientError"} else ""
+        return SecretsManagerError(f"{what} failed: Secrets Manager unreachable ({type(exc).__name__}: {exc}){tail}")
+    return SecretsManagerError(f"{what} failed: {type(exc).__name__}")
+
+
+def aws_error_behind(exc: BaseException) -> tuple[str | None, str, str]:
+    """The AWS error code, message and operation behind ``exc`` (its ``__cause__`` chain), if any.
+
+    botocore's own errors (no credentials, endpoint unreachable) count with their class name as the code.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ClientError):
+            error = current.response.get("Error", {})
+            return str(error.get("Code", "Unknown")), str(error.get("Message", "")), current.operation_name
+        if isinstance(current, BotoCoreError):
+            return type(current).__name__, "", ""
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return None, "", ""
 
 
 def is_not_found(exc: BaseException) -> bool:

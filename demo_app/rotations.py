@@ -33,13 +33,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from secretswitch.client.errors import SecretSwitchError
+from secretswitch.rotation_lambda.secretsmanager import SecretsManagerGateway
+
 from .clock import DemoClock
 from .events import EventLog
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-__all__ = ["RotationScheduler", "SecretInspector", "SecretVersion", "StepRecorder"]
+__all__ = ["RotationScheduler", "SecretInspector", "VersionRow", "StepRecorder"]
 
 _log = logging.getLogger(__name__)
 
@@ -56,8 +59,8 @@ Rotate = Callable[[], _Outcome]
 
 
 @dataclass(frozen=True)
-class SecretVersion:
-    """One version of the secret: its id, stages and user (never the password)."""
+class VersionRow:
+    """One row of the demo's version table: a version's id, stages and user (never the password)."""
 
     version_id: str
     stages: tuple[str, ...]
@@ -68,35 +71,32 @@ class SecretInspector:
     """Reads the secret's versions and the user of each (user names only; passwords are dropped at once)."""
 
     def __init__(self, client: SecretsManagerClient, secret_id: str) -> None:
-        self._client = client
+        self._gateway = SecretsManagerGateway(client)
         self._secret_id = secret_id
         self._users: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.latest: tuple[SecretVersion, ...] = ()
+        self.latest: tuple[VersionRow, ...] = ()
 
     def user_of(self, version_id: str) -> str:
         if version_id not in self._users:
             try:
-                value = self._client.get_secret_value(SecretId=self._secret_id, VersionId=version_id)
-                self._users[version_id] = str(json.loads(value.get("SecretString") or "{}").get("username", "?"))
-            except Exception:  # noqa: BLE001 - a pending version may have no value yet
+                value = self._gateway.version(self._secret_id, version_id=version_id).secret_string
+                self._users[version_id] = str(json.loads(value or "{}").get("username", "?"))
+            except (SecretSwitchError, ValueError):  # a pending version may have no value yet
                 return "?"
         return self._users[version_id]
 
-    def versions(self) -> tuple[SecretVersion, ...]:
+    def versions(self) -> tuple[VersionRow, ...]:
         """The versions that carry a stage, newest first; also kept in :attr:`latest`."""
         with self._lock:
-            response = self._client.list_secret_version_ids(SecretId=self._secret_id)
-            rows = sorted(response.get("Versions", []), key=lambda v: str(v.get("CreatedDate", "")), reverse=True)
             found = tuple(
-                SecretVersion(str(v["VersionId"]), tuple(v.get("VersionStages", ())), self.user_of(str(v["VersionId"])))
-                for v in rows
-                if v.get("VersionStages")
+                VersionRow(v.version_id, v.stages, self.user_of(v.version_id))
+                for v in self._gateway.listed_versions(self._secret_id)
             )
             self.latest = found
             return found
 
-    def current(self) -> SecretVersion:
+    def current(self) -> VersionRow:
         for version in self.versions():
             if "AWSCURRENT" in version.stages:
                 return version

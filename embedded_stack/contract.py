@@ -21,6 +21,7 @@ What AWS documents, and what follows from it here:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import re
@@ -28,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from secretswitch.client import secretsmanager as _seam
 from secretswitch.client.names import AWSCURRENT, AWSPENDING
 
 __all__ = [
@@ -35,7 +37,6 @@ __all__ = [
     "AWSPENDING",
     "RequestKind",
     "RotationRequest",
-    "Schedule",
     "classify_request",
     "next_rotation",
     "parse_rotation_rules",
@@ -51,36 +52,7 @@ _DURATION = re.compile(r"(\d{1,2})h")
 _MAX_EXPRESSION_LENGTH = 256
 
 
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """A validated rotation schedule, as ``DescribeSecret`` reports it.
-
-    Attributes:
-        interval_days: ``AutomaticallyAfterDays`` (derived from ``rate(N days)``;
-            ``None`` for hours and ``cron()``).
-        expression: the ``ScheduleExpression`` as given, or ``None`` for days only.
-        duration: the window (``"3h"``), or ``None``.
-        interval_hours: the rate in hours (``rate(N hours)``, or days x 24), ``None`` for ``cron()``.
-    """
-
-    interval_days: int | None
-    expression: str | None = None
-    duration: str | None = None
-    interval_hours: int | None = None
-
-    def rules(self) -> dict[str, Any]:
-        """The ``RotationRules`` structure ``DescribeSecret`` returns."""
-        rules: dict[str, Any] = {}
-        if self.interval_days is not None:
-            rules["AutomaticallyAfterDays"] = self.interval_days
-        if self.expression is not None:
-            rules["ScheduleExpression"] = self.expression
-        if self.duration is not None:
-            rules["Duration"] = self.duration
-        return rules
-
-
-def parse_schedule_expression(expression: str) -> Schedule:
+def parse_schedule_expression(expression: str) -> _seam.RotationSchedule:
     """Validate a ``ScheduleExpression``.
 
     Raises:
@@ -95,12 +67,14 @@ def parse_schedule_expression(expression: str) -> Schedule:
         if unit.startswith("day"):
             if not 1 <= value <= MAX_DAYS:
                 raise ValueError(f"ScheduleExpression {expression!r}: a rate in days must be 1 to {MAX_DAYS}")
-            return Schedule(interval_days=value, expression=text, interval_hours=value * 24)
+            return _seam.RotationSchedule(
+                True, rotation_days=value, schedule_expression=text, interval_hours=value * 24
+            )
         if not MIN_RATE_HOURS <= value <= MAX_DAYS * 24:
             raise ValueError(
                 f"ScheduleExpression {expression!r}: Secrets Manager rotates at most every {MIN_RATE_HOURS} hours"
             )
-        return Schedule(interval_days=None, expression=text, interval_hours=value)
+        return _seam.RotationSchedule(True, schedule_expression=text, interval_hours=value)
     cron = _CRON.fullmatch(text)
     if cron is not None:
         fields = cron.group(1).split()
@@ -109,13 +83,13 @@ def parse_schedule_expression(expression: str) -> Schedule:
                 f"ScheduleExpression {expression!r}: cron() takes 6 fields (minutes hours day-of-month month "
                 "day-of-week year), e.g. cron(0 16 ? * SAT *)"
             )
-        return Schedule(interval_days=None, expression=text)
+        return _seam.RotationSchedule(True, schedule_expression=text)
     raise ValueError(
         f"ScheduleExpression {expression!r} is neither rate(N days), rate(N hours) nor cron(...); e.g. rate(7 days)"
     )
 
 
-def parse_rotation_rules(rules: Mapping[str, Any]) -> Schedule:
+def parse_rotation_rules(rules: Mapping[str, Any]) -> _seam.RotationSchedule:
     """Validate a ``RotationRules`` structure as ``RotateSecret`` receives it.
 
     Raises:
@@ -138,7 +112,7 @@ def parse_rotation_rules(rules: Mapping[str, Any]) -> Schedule:
     else:
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
             raise ValueError(f"RotationRules.AutomaticallyAfterDays must be a whole number from 1 to {MAX_DAYS}")
-        schedule = Schedule(interval_days=days, interval_hours=days * 24)
+        schedule = _seam.RotationSchedule(True, rotation_days=days, interval_hours=days * 24)
     if duration is None:
         return schedule
     match = _DURATION.fullmatch(str(duration)) if isinstance(duration, str) else None
@@ -150,21 +124,13 @@ def parse_rotation_rules(rules: Mapping[str, Any]) -> Schedule:
             f"RotationRules.Duration {duration!r} must be shorter than the rotation interval "
             f"({schedule.interval_hours} hours): a window may not reach into the next one"
         )
-    return Schedule(schedule.interval_days, schedule.expression, duration, schedule.interval_hours)
+    return dataclasses.replace(schedule, window_hours=hours)
 
 
-def next_rotation(schedule: Schedule, rotated_at: dt.datetime) -> dt.datetime | None:
-    """When the next window opens after a rotation at ``rotated_at`` (aware, UTC); ``None`` for ``cron()``.
-
-    A rate in days opens at midnight UTC of the day ``N`` days later; a rate in
-    hours ``N`` hours after the rotation.
-    """
-    if schedule.interval_hours is None:
-        return None
-    if schedule.interval_hours % 24 == 0:
-        midnight = rotated_at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        return midnight + dt.timedelta(days=schedule.interval_hours // 24)
-    return rotated_at + dt.timedelta(hours=schedule.interval_hours)
+def next_rotation(schedule: _seam.RotationSchedule, rotated_at: dt.datetime) -> dt.datetime | None:
+    """When the next window opens after a rotation at ``rotated_at``: the seam's one formula
+    (:func:`secretswitch.client.secretsmanager.next_rotation_after`); ``None`` for ``cron()``."""
+    return _seam.next_rotation_after(rotated_at, schedule.interval_hours)
 
 
 class RequestKind(enum.Enum):

@@ -61,12 +61,12 @@ from collections.abc import Callable
 from typing import Any
 
 from secretswitch.client.names import STEPS
+from secretswitch.client.secretsmanager import RotationSchedule
 
 from .contract import (
     AWSCURRENT,
     AWSPENDING,
     RequestKind,
-    Schedule,
     classify_request,
     next_rotation,
     parse_rotation_rules,
@@ -146,9 +146,9 @@ def configure_rotation(
         _set_schedule(secret, schedule, dt.datetime.now(dt.UTC))
 
 
-def _set_schedule(secret: Any, schedule: Schedule, now: dt.datetime) -> None:
+def _set_schedule(secret: Any, schedule: RotationSchedule, now: dt.datetime) -> None:
     setattr(secret, _SCHEDULE_ATTRIBUTE, schedule)
-    secret.auto_rotate_after_days = schedule.interval_days or 0
+    secret.auto_rotate_after_days = schedule.rotation_days or 0
     upcoming = next_rotation(schedule, now)
     secret.next_rotation_date = int(upcoming.timestamp()) if upcoming is not None else None
 
@@ -181,7 +181,7 @@ def _rotate_secret(
         raise InvalidRequestException(
             "You can't perform this operation on the secret because it was marked for deletion."
         )
-    schedule: Schedule | None = None
+    schedule: RotationSchedule | None = None
     if rotation_rules:
         try:
             schedule = parse_rotation_rules(rotation_rules)

@@ -1,28 +1,45 @@
 """The rotation function's only door to Secrets Manager.
 
 Wraps a boto3 ``secretsmanager`` client: every call the steps make, with
-botocore errors translated to the project's error tree at this boundary.
-AWS error messages never carry secret values; ours name the secret id, the
-version and the stage only.
+botocore errors translated by the client seam's one translation
+(:func:`secretswitch.client.secretsmanager.translate_error`: one not-found
+rule, one advice table). AWS error messages never carry secret values; ours
+name the secret id, the version and the stage only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from secretswitch.client.errors import SecretNotFoundError, SecretsManagerError
+from secretswitch.client.errors import SecretsManagerError
+from secretswitch.client.secretsmanager import (
+    RotationSchedule,
+    SecretVersion,
+    rotation_schedule_of,
+    translate_error,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from .core import PasswordPolicy
 
-__all__ = ["SecretMetadata", "SecretsManagerGateway"]
+__all__ = ["ListedVersion", "SecretMetadata", "SecretsManagerGateway"]
 
 _T = TypeVar("_T")
-_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
+
+
+@dataclass(frozen=True, slots=True)
+class ListedVersion:
+    """One version as ``ListSecretVersionIds`` lists it (no value)."""
+
+    version_id: str
+    stages: tuple[str, ...]
+    created: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +51,24 @@ class SecretMetadata:
     rotation_enabled: bool | None
     versions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     rotation_lambda_arn: str | None = None
-    rotation_days: int | None = None
-    schedule_expression: str | None = None
-    last_rotated: Any = None
-    next_rotation: Any = None
+    schedule: RotationSchedule = field(default_factory=lambda: RotationSchedule(False))
     tags: Mapping[str, str] = field(default_factory=dict)
-    rotation_rules: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def rotation_days(self) -> int | None:
+        return self.schedule.rotation_days
+
+    @property
+    def schedule_expression(self) -> str | None:
+        return self.schedule.schedule_expression
+
+    @property
+    def last_rotated(self) -> dt.datetime | None:
+        return self.schedule.last_rotated
+
+    @property
+    def next_rotation(self) -> dt.datetime | None:
+        return self.schedule.next_rotation
 
 
 class SecretsManagerGateway:
@@ -54,20 +83,14 @@ class SecretsManagerGateway:
 
     def describe(self, secret_id: str) -> SecretMetadata:
         response = self._call("DescribeSecret", secret_id, lambda: self.client.describe_secret(SecretId=secret_id))
-        rules: Mapping[str, Any] = response.get("RotationRules") or {}
-        days = rules.get("AutomaticallyAfterDays")
         return SecretMetadata(
             arn=response["ARN"],
             name=response["Name"],
             rotation_enabled=response.get("RotationEnabled"),
             versions={v: tuple(stages) for v, stages in (response.get("VersionIdsToStages") or {}).items()},
             rotation_lambda_arn=response.get("RotationLambdaARN") or None,
-            rotation_days=int(days) if days else None,
-            schedule_expression=rules.get("ScheduleExpression"),
-            last_rotated=response.get("LastRotatedDate"),
-            next_rotation=response.get("NextRotationDate"),
+            schedule=rotation_schedule_of(response),
             tags={str(tag.get("Key")): str(tag.get("Value", "")) for tag in response.get("Tags") or ()},
-            rotation_rules=dict(rules),
         )
 
     def version_dates(self, secret_id: str) -> dict[str, Any]:
@@ -82,8 +105,35 @@ class SecretsManagerGateway:
             if token is None:
                 return dates
 
-    def _list_versions(self, secret_id: str, token: str | None) -> Callable[[], Any]:
-        kwargs: dict[str, Any] = {"SecretId": secret_id, "IncludeDeprecated": True}
+    def listed_versions(self, secret_id: str) -> tuple[ListedVersion, ...]:
+        """``ListSecretVersionIds``: every version that carries a stage, newest first (no values)."""
+        found: list[ListedVersion] = []
+        token: str | None = None
+        while True:
+            response = self._call("ListSecretVersionIds", secret_id, self._list_versions(secret_id, token, False))
+            for version in response.get("Versions") or ():
+                stages = tuple(version.get("VersionStages") or ())
+                if stages:
+                    found.append(ListedVersion(str(version["VersionId"]), stages, version.get("CreatedDate")))
+            token = response.get("NextToken") or None
+            if token is None:
+                return tuple(sorted(found, key=lambda v: str(v.created or ""), reverse=True))
+
+    def secrets_rotated_by(self, function_arn: str) -> Iterator[tuple[str, str]]:
+        """``ListSecrets``: ``(arn, name)`` of each secret whose rotation function is ``function_arn``."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"NextToken": token} if token else {}
+            response = self._call("ListSecrets", "*", functools.partial(self.client.list_secrets, **kwargs))
+            for entry in response.get("SecretList") or ():
+                if entry.get("RotationLambdaARN") == function_arn:
+                    yield str(entry["ARN"]), str(entry.get("Name") or entry["ARN"])
+            token = response.get("NextToken") or None
+            if token is None:
+                return
+
+    def _list_versions(self, secret_id: str, token: str | None, deprecated: bool = True) -> Callable[[], Any]:
+        kwargs: dict[str, Any] = {"SecretId": secret_id, "IncludeDeprecated": deprecated}
         if token:
             kwargs["NextToken"] = token
         return lambda: self.client.list_secret_version_ids(**kwargs)
@@ -121,6 +171,26 @@ class SecretsManagerGateway:
         if value is None:
             raise SecretsManagerError(f"secret {secret_id!r} {where} has no SecretString (binary secrets are not used)")
         return value
+
+    def version(self, secret_id: str, *, version_id: str) -> SecretVersion:
+        """``GetSecretValue`` of one version by id, with its stages and ``CreatedDate``.
+
+        Raises:
+            SecretNotFoundError: no such version, or the version has no value yet.
+            SecretsManagerError: the call failed otherwise.
+        """
+        response = self._call(
+            "GetSecretValue",
+            secret_id,
+            lambda: self.client.get_secret_value(SecretId=secret_id, VersionId=version_id),
+            f"version {version_id}",
+        )
+        return SecretVersion(
+            version_id=response.get("VersionId"),
+            stages=tuple(response.get("VersionStages") or ()),
+            secret_string=response.get("SecretString"),
+            created=response.get("CreatedDate"),
+        )
 
     def put_pending(self, secret_id: str, token: str, secret_string: str, rotation_token: str | None) -> None:
         kwargs: dict[str, Any] = {
@@ -174,17 +244,7 @@ class SecretsManagerGateway:
         self._call("RotateSecret", secret_id, lambda: self.client.rotate_secret(**kwargs), f"token {token}")
 
     def _call(self, operation: str, secret_id: str, call: Callable[[], _T], where: str = "") -> _T:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        target = f"secret {secret_id!r}" + (f" ({where})" if where else "")
         try:
             return call()
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = error.get("Code", "Unknown")
-            message = f"{operation} on {target} failed: {code}: {error.get('Message', '')}".rstrip(": ")
-            if code in _NOT_FOUND_CODES:
-                raise SecretNotFoundError(message) from exc
-            raise SecretsManagerError(message) from exc
-        except BotoCoreError as exc:
-            raise SecretsManagerError(f"{operation} on {target} failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            raise translate_error(exc, operation=operation, secret_id=secret_id, where=where) from exc

@@ -367,7 +367,7 @@ def refuse_unrotatable(
     master_arn = master_arn_of(document, secret_id)
     if master_arn in own_names:
         raise RotationError(f"secret {secret_id!r} names itself as its masterarn; nothing was changed")
-    dependant = _secret_using_as_master(sm_client, gateway, own_names, function_arn)
+    dependant = _secret_using_as_master(gateway, own_names, function_arn)
     if dependant is not None:
         raise RotationError(
             f"secret {secret_id!r} is the master secret of {dependant!r}; rotate {dependant!r} instead "
@@ -375,24 +375,20 @@ def refuse_unrotatable(
         )
 
 
-def _secret_using_as_master(
-    sm_client: SecretsManagerClient, gateway: SecretsManagerGateway, own_names: set[str], function_arn: str
-) -> str | None:
+def _secret_using_as_master(gateway: SecretsManagerGateway, own_names: set[str], function_arn: str) -> str | None:
     """The name of a secret rotated by ``function_arn`` whose ``masterarn`` is one of ``own_names``."""
-    paginator = sm_client.get_paginator("list_secrets")
     try:
-        for page in paginator.paginate():
-            for entry in page.get("SecretList", []):
-                if entry.get("ARN") in own_names or entry.get("RotationLambdaARN") != function_arn:
-                    continue
-                try:
-                    other = json.loads(gateway.secret_string(entry["ARN"], stage=AWSCURRENT))
-                except (SecretsManagerError, ValueError):
-                    continue  # not ours to read: its own rotation checks it
-                if isinstance(other, dict) and other.get("masterarn") in own_names:
-                    return str(entry.get("Name") or entry["ARN"])
-    except Exception as exc:  # noqa: BLE001 - botocore's errors (no ListSecrets permission): a best-effort check
-        _log.warning("cannot list secrets to check for a master secret (%s)", type(exc).__name__)
+        for arn, name in gateway.secrets_rotated_by(function_arn):
+            if arn in own_names:
+                continue
+            try:
+                other = json.loads(gateway.secret_string(arn, stage=AWSCURRENT))
+            except (SecretsManagerError, ValueError):
+                continue  # not ours to read: its own rotation checks it
+            if isinstance(other, dict) and other.get("masterarn") in own_names:
+                return name
+    except SecretsManagerError as exc:  # no ListSecrets permission: a best-effort check
+        _log.warning("cannot list secrets to check for a master secret (%s)", type(exc.__cause__).__name__)
     return None
 
 

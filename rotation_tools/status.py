@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from secretswitch.client.credentials import parse_secret
-from secretswitch.client.errors import SecretSwitchError
-from secretswitch.client.policy import DAY, rotation_gap_decision, schedule_keeps_gap, shortest_rotation_gap
+from secretswitch.client.errors import SecretNotFoundError, SecretSwitchError
+from secretswitch.client.policy import rotation_gap_decision, schedule_keeps_gap, shortest_rotation_gap
+from secretswitch.client.secretsmanager import next_rotation_after, rotation_schedule_of
 from secretswitch.rotation_lambda.rotation_guard import override_expiry, rotation_record
 from secretswitch.rotation_lambda.secretsmanager import SecretsManagerGateway
 
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 __all__ = ["GuardStatus", "SecretStatus", "VersionStatus", "schedule_of", "secret_status"]
-
-_RATE = re.compile(r"rate\(\s*(\d+)\s+(hour|hours|day|days)\s*\)")
-_DURATION = re.compile(r"(\d{1,2})h")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +84,10 @@ class SecretStatus:
     guard: GuardStatus | None = None
 
 
-def schedule_of(rules: Mapping[str, Any], rotation_days: int | None) -> tuple[float | None, float]:
-    """``(interval, window)`` in seconds from ``RotationRules`` (``None`` interval: cron or none)."""
-    interval: float | None = rotation_days * DAY if rotation_days else None
-    rate = _RATE.fullmatch(str(rules.get("ScheduleExpression") or "").strip())
-    if interval is None and rate is not None:
-        interval = int(rate.group(1)) * (DAY if rate.group(2).startswith("day") else 3600.0)
-    duration = _DURATION.fullmatch(str(rules.get("Duration") or "").strip())
-    return interval, int(duration.group(1)) * 3600.0 if duration else DAY
+def schedule_of(rules: Mapping[str, Any]) -> tuple[float | None, float]:
+    """``(interval, window)`` in seconds from a ``RotationRules`` structure (``None`` interval: cron or none)."""
+    schedule = rotation_schedule_of({"RotationRules": rules})
+    return schedule.interval_seconds, schedule.window_seconds
 
 
 def _aware(seconds: float | None) -> dt.datetime | None:
@@ -127,17 +120,17 @@ def secret_status(
         created: Any = None
         problem: str | None = None
         try:
-            response = sm_client.get_secret_value(SecretId=secret_id, VersionId=version_id)
-            created = response.get("CreatedDate")
-            username = parse_secret(response.get("SecretString"), secret_id=secret_id).username
+            version = gateway.version(secret_id, version_id=version_id)
+            created = version.created
+            username = parse_secret(version.secret_string, secret_id=secret_id).username
+        except SecretNotFoundError:
+            problem = "no value yet"
         except SecretSwitchError as exc:
-            problem = str(exc)
-        except Exception as exc:  # noqa: BLE001 - botocore's errors: report, never the value
-            problem = "no value yet" if "ResourceNotFound" in str(exc) else type(exc).__name__
+            problem = str(exc)  # names ids and fields, never a value
         versions.append(VersionStatus(version_id, tuple(stages), username, created, problem))
     next_rotation = metadata.next_rotation
-    if next_rotation is None and isinstance(metadata.last_rotated, dt.datetime) and metadata.rotation_days:
-        next_rotation = metadata.last_rotated + dt.timedelta(days=metadata.rotation_days)
+    if next_rotation is None and metadata.last_rotated is not None:
+        next_rotation = next_rotation_after(metadata.last_rotated, metadata.schedule.interval_hours)
     return SecretStatus(
         secret_id=secret_id,
         arn=metadata.arn,
@@ -161,7 +154,7 @@ def _guard_status(
     record = rotation_record(metadata, gateway.version_dates(secret_id), rotation_in_progress(metadata))
     expiry, _problem = override_expiry(metadata.tags)
     decision = rotation_gap_decision(clock(), record, min_gap=min_gap, override_until=expiry)
-    interval, window = schedule_of(metadata.rotation_rules, metadata.rotation_days)
+    interval, window = metadata.schedule.interval_seconds, metadata.schedule.window_seconds
     keeps = (
         schedule_keeps_gap(min_gap, interval, rotation_window=window) if interval is not None and min_gap > 0 else None
     )

@@ -71,38 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def error_line(exc: BaseException) -> str:
     """The one line shown for ``exc``: its message, with advice for an AWS error code underneath it."""
-    from secretswitch.client.secretsmanager import aws_error_advice
+    from secretswitch.client.secretsmanager import aws_error_advice, aws_error_behind
 
     message = str(exc).strip()
     first, _, rest = message.partition("\n")
     line = first + (" (more with -v)" if rest else "")
-    code, aws_message, operation = _aws_error(exc)
+    code, aws_message, operation = aws_error_behind(exc)
     if code is not None:
         secret_id = getattr(exc, "secret_id", None) or _secret_id_of(message) or "the secret"
         advice = aws_error_advice(code, aws_message, operation=operation, secret_id=secret_id)
         if advice is not None and advice not in line:
             line = f"{line} — {advice}"
     return line
-
-
-def _aws_error(exc: BaseException) -> tuple[str | None, str, str]:
-    """The AWS error code, message and operation behind ``exc`` (its ``__cause__`` chain), if any.
-
-    botocore's own errors (no credentials, endpoint unreachable) count with their class name as the code.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ClientError):
-            error = current.response.get("Error", {})
-            return str(error.get("Code", "Unknown")), str(error.get("Message", "")), current.operation_name
-        if isinstance(current, BotoCoreError):
-            return type(current).__name__, "", ""
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-    return None, "", ""
 
 
 def _secret_id_of(message: str) -> str | None:

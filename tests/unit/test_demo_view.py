@@ -14,7 +14,7 @@ from secretswitch.demo_app.clock import DemoClock
 from secretswitch.demo_app.config import add_arguments, config_from_args
 from secretswitch.demo_app.events import DemoEvent, EventLog, format_event
 from secretswitch.demo_app.report import WriteCheck
-from secretswitch.demo_app.rotations import ClientView, RotationScheduler, SecretInspector, SecretVersion
+from secretswitch.demo_app.rotations import ClientView, RotationScheduler, SecretInspector, VersionRow
 from secretswitch.demo_app.state import DemoState, SideState
 from secretswitch.demo_app.view import render
 
@@ -66,7 +66,7 @@ def _state(*argv: str) -> tuple[DemoState, Now]:
     state.end_day = 35.0
     state.phase = "running"
     inspector = SecretInspector(None, "mongodb-app")  # type: ignore[arg-type]
-    inspector.latest = (SecretVersion(V4, ("AWSCURRENT",), "app_clone"), SecretVersion(V3, ("AWSPREVIOUS",), "app"))
+    inspector.latest = (VersionRow(V4, ("AWSCURRENT",), "app_clone"), VersionRow(V3, ("AWSPREVIOUS",), "app"))
     state.inspector = inspector
     state.metrics = lambda: SimpleNamespace(api_calls=9, refreshes=8, switches=3, auth_recoveries=0)
     for i in range(400):
@@ -189,7 +189,7 @@ def test_the_scheduler_knows_the_real_end_once_the_client_follows_the_last_rotat
     """After the last rotation the run ends one demo day after the client's switch, not at the bound."""
     ticks = iter(range(10**6))
     clock = DemoClock(1.0, started=0.0, monotonic=lambda: 31.4 + next(ticks) * 0.05)  # moves as it is read
-    final = SecretVersion(V4, ("AWSCURRENT",), "app_clone")
+    final = VersionRow(V4, ("AWSCURRENT",), "app_clone")
     inspector = SimpleNamespace(current=lambda: final, latest=(final,))
     client = ClientView(user="app_clone", version=V4)  # already switched
     scheduler = RotationScheduler(

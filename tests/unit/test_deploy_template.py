@@ -416,7 +416,7 @@ def test_the_rotation_guard_is_on_with_the_default_gap_and_the_schedule_keeps_it
     variables = resources["RotationFunction"]["Properties"]["Environment"]["Variables"]
     assert min_rotation_gap({k: str(v) for k, v in variables.items()}) == DEFAULT_MIN_ROTATION_GAP == 5.5 * DAY
     rules = resources["AppSecretRotationSchedule"]["Properties"]["RotationRules"]
-    interval, window = schedule_of(rules, None)
+    interval, window = schedule_of(rules)
     assert interval == 7 * DAY
     assert window == 2 * 3600
     assert schedule_keeps_gap(DEFAULT_MIN_ROTATION_GAP, interval, rotation_window=window)

@@ -18,6 +18,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from secretswitch.client.errors import SecretFormatError
+from secretswitch.client.secretsmanager import RotationSchedule
 from secretswitch.rotate import register
 from secretswitch.rotation_lambda.errors import RotationError
 from secretswitch.rotation_lambda.secretsmanager import SecretMetadata
@@ -138,7 +139,9 @@ def test_an_explicit_schedule_is_sent(aws: tuple[Any, Stubber], kwargs: dict[str
 
 
 def _metadata(days: int | None = None, expression: str | None = None) -> SecretMetadata:
-    return SecretMetadata(ARN, SECRET, True, rotation_days=days, schedule_expression=expression)
+    return SecretMetadata(
+        ARN, SECRET, True, schedule=RotationSchedule(True, rotation_days=days, schedule_expression=expression)
+    )
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import pytest
 
 from secretswitch.client.errors import ConfigurationError
 from secretswitch.client.policy import DEFAULT_MIN_ROTATION_GAP, RotationRecord
+from secretswitch.client.secretsmanager import RotationSchedule
 from secretswitch.rotation_lambda.rotation_guard import (
     MIN_ROTATION_GAP_ENV,
     OVERRIDE_TAG,
@@ -63,7 +64,7 @@ def test_rotation_record_reads_dates_and_labels_only() -> None:
         name="mongodb-app",
         rotation_enabled=True,
         versions={"v1": ("AWSPREVIOUS",), "v2": ("AWSCURRENT",), "v3": ("AWSPENDING",)},
-        last_rotated=T0,
+        schedule=RotationSchedule(True, last_rotated=T0),
     )
     created = {"v0": T0 - dt.timedelta(days=30), "v1": T0 - dt.timedelta(days=7), "v2": T0, "v3": T0}
     assert rotation_record(metadata, created, "v3") == RotationRecord(

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
+from secretswitch.client.secretsmanager import RotationSchedule
 from secretswitch.embedded_stack import contract
 from secretswitch.embedded_stack.contract import (
     RequestKind,
-    Schedule,
     classify_request,
     next_rotation,
     parse_rotation_rules,
@@ -19,21 +19,45 @@ from secretswitch.embedded_stack.contract import (
 NEW = "n" * 36
 
 
+def _on(**fields: object) -> RotationSchedule:
+    return RotationSchedule(True, **fields)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("rules", "expected"),
     [
-        ({"AutomaticallyAfterDays": 7}, Schedule(7, None, None, 168)),
-        ({"AutomaticallyAfterDays": 1000}, Schedule(1000, None, None, 24000)),
-        ({"ScheduleExpression": "rate(7 days)"}, Schedule(7, "rate(7 days)", None, 168)),
-        ({"ScheduleExpression": "rate(1 day)"}, Schedule(1, "rate(1 day)", None, 24)),
-        ({"ScheduleExpression": "rate(10 days)", "Duration": "3h"}, Schedule(10, "rate(10 days)", "3h", 240)),
-        ({"ScheduleExpression": "rate(12 hours)", "Duration": "2h"}, Schedule(None, "rate(12 hours)", "2h", 12)),
-        ({"ScheduleExpression": "cron(0 16 ? * SAT *)"}, Schedule(None, "cron(0 16 ? * SAT *)", None, None)),
-        ({"AutomaticallyAfterDays": 30, "Duration": "24h"}, Schedule(30, None, "24h", 720)),
+        ({"AutomaticallyAfterDays": 7}, _on(rotation_days=7, interval_hours=168)),
+        ({"AutomaticallyAfterDays": 1000}, _on(rotation_days=1000, interval_hours=24000)),
+        (
+            {"ScheduleExpression": "rate(7 days)"},
+            _on(rotation_days=7, schedule_expression="rate(7 days)", interval_hours=168),
+        ),
+        (
+            {"ScheduleExpression": "rate(1 day)"},
+            _on(rotation_days=1, schedule_expression="rate(1 day)", interval_hours=24),
+        ),
+        (
+            {"ScheduleExpression": "rate(10 days)", "Duration": "3h"},
+            RotationSchedule(
+                True, rotation_days=10, schedule_expression="rate(10 days)", window_hours=3, interval_hours=240
+            ),
+        ),
+        (
+            {"ScheduleExpression": "rate(12 hours)", "Duration": "2h"},
+            _on(schedule_expression="rate(12 hours)", window_hours=2, interval_hours=12),
+        ),
+        (
+            {"ScheduleExpression": "cron(0 16 ? * SAT *)"},
+            _on(schedule_expression="cron(0 16 ? * SAT *)"),
+        ),
+        (
+            {"AutomaticallyAfterDays": 30, "Duration": "24h"},
+            _on(rotation_days=30, window_hours=24, interval_hours=720),
+        ),
     ],
 )
 def test_valid_rotation_rules_are_read_as_describe_secret_reports_them(
-    rules: dict[str, object], expected: Schedule
+    rules: dict[str, object], expected: RotationSchedule
 ) -> None:
     assert parse_rotation_rules(rules) == expected
 
