@@ -35,8 +35,8 @@ def _median_s(fn: Any, number: int = 30) -> float:
 def main() -> int:
     from secretswitch.embedded_stack.moto_server import register_rotation_function
     from secretswitch.embedded_stack.stack import EmbeddedStack
-    from secretswitch.rotation_lambda.core import STEPS
     from secretswitch.rotation_lambda.lambda_function import make_handler
+    from secretswitch.rotation_lambda.rules import STEPS
     from secretswitch.rotation_tools.rotate import rotate_secret
 
     logging.getLogger("secretswitch").setLevel(logging.WARNING)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from secretswitch.client.mongo import open_mongo_client
-from secretswitch.rotation_lambda.core import AWS_DEFAULT_EXCLUDE_CHARACTERS
+from secretswitch.rotation_lambda.rules import AWS_DEFAULT_EXCLUDE_CHARACTERS
 
 from .errors import LocalStackError
 

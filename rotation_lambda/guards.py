@@ -7,7 +7,7 @@ secret. So nothing the master does is chosen by the secret's content alone
 
 1. the user pair comes from the function's configuration (``ROTATION_USERS``,
    else the ``_clone`` rule on the user AWSCURRENT names) — a ``rotationUsers``
-   field may only restate it (:func:`rotation_lambda.core.user_plan`);
+   field may only restate it (:func:`rotation_lambda.rules.user_plan`);
 2. the target is the current user's partner and a pending version differs from
    AWSCURRENT in ``username`` and ``password`` only (:meth:`Guard.check_pending`,
    run again by testSecret and finishSecret);
@@ -16,7 +16,7 @@ secret. So nothing the master does is chosen by the secret's content alone
 4. AWSCURRENT logs in with its own password, whatever the strategy: whoever
    asks for a change holds the current user's password already;
 5. neither user is the master user, and a partner that exists holds no role the
-   current user lacks (:func:`rotation_lambda.core.change_refusal`).
+   current user lacks (:func:`rotation_lambda.rules.change_refusal`).
 
 :meth:`Guard.authorize` runs rules 1 and 3 to 5 and returns an :class:`Authority`,
 the only way steps and repairs obtain the master credentials for a change.
@@ -32,9 +32,9 @@ from secretswitch.client.credentials import MongoCredentials, parse_secret
 from secretswitch.client.errors import AuthenticationError, SecretFormatError
 from secretswitch.client.names import AWSCURRENT
 
-from .core import UserPlan, change_refusal, connection_differences, field_differences, partner_user, user_plan
 from .errors import RotationError
 from .mongo import MongoGateway
+from .rules import UserPlan, change_refusal, connection_differences, field_differences, partner_user, user_plan
 from .secretsmanager import SecretsManagerGateway
 
 __all__ = ["MASTER_SECRET_ARN_ENV", "Authority", "Guard", "master_arn_of"]

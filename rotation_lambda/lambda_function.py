@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 from secretswitch.client.errors import SecretSwitchError
 
-from .core import parse_event
 from .metrics import step_record, write_stdout
-from .mongo import MongoClientFactory, MongoGateway, mongo_client_factory_for
+from .mongo import LoginClientFactory, MongoGateway, mongo_client_factory_for
+from .rules import parse_event
 from .secretsmanager import SecretsManagerGateway
 from .steps import Rotator
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-__all__ = ["Handler", "default_secretsmanager_client", "lambda_handler", "make_handler"]
+__all__ = ["Handler", "function_secretsmanager_client", "lambda_handler", "make_handler"]
 
 Handler = Callable[[dict[str, Any], Any], None]
 """``(event, context) -> None``, as Lambda calls it."""
@@ -41,7 +41,7 @@ Handler = Callable[[dict[str, Any], Any], None]
 _log = logging.getLogger("secretswitch.rotation")
 
 
-def default_secretsmanager_client(
+def function_secretsmanager_client(
     environ: Mapping[str, str] | None = None, *, region: str | None = None, region_how: str = ""
 ) -> SecretsManagerClient:
     """A boto3 client from the client's seam; ``SECRETS_MANAGER_ENDPOINT`` wins over boto3's own endpoint.
@@ -63,7 +63,7 @@ def default_secretsmanager_client(
 def make_handler(
     *,
     secretsmanager_client_factory: Callable[[], SecretsManagerClient] | None = None,
-    mongo_client_factory: MongoClientFactory | None = None,
+    mongo_client_factory: LoginClientFactory | None = None,
     environ: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     emit_metrics: Callable[[str], None] | None = None,
@@ -130,7 +130,7 @@ def make_handler(
                 clients.append(
                     secretsmanager_client_factory()
                     if secretsmanager_client_factory is not None
-                    else default_secretsmanager_client(env)
+                    else function_secretsmanager_client(env)
                 )
             client = clients[0]
             rotator = Rotator(SecretsManagerGateway(client), mongo, environ=env, sleep=sleep, clock=wall_clock)

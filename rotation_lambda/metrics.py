@@ -27,7 +27,7 @@ import re
 import sys
 from typing import Any
 
-from .core import STEPS
+from .rules import STEPS
 
 __all__ = ["NAMESPACE", "secret_name", "step_record", "write_stdout"]
 

@@ -41,14 +41,14 @@ from secretswitch.client.errors import AuthenticationError, ConfigurationError, 
 from secretswitch.client.mongo import build_mongo_client, tls_failure
 from secretswitch.client.policy import is_auth_failure_code
 
-from .core import read_database
+from .rules import read_database
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
 
 __all__ = [
     "TLS_CA_FILE_ENV",
-    "MongoClientFactory",
+    "LoginClientFactory",
     "MongoGateway",
     "default_mongo_client_factory",
     "function_ca_file",
@@ -57,8 +57,9 @@ __all__ = [
     "mongo_client_factory_for",
 ]
 
-MongoClientFactory = Callable[[MongoCredentials], "MongoClient[dict[str, Any]]"]
-"""Builds a client for one set of credentials (the test seam)."""
+LoginClientFactory = Callable[[MongoCredentials], "MongoClient[dict[str, Any]]"]
+"""Builds a client logged in as one set of credentials, the options being the function's own (the test seam;
+not the client seam's ``MongoClientFactory``, which also takes the options)."""
 
 TIMEOUT_MS = 5000
 TLS_CA_FILE_ENV = "TLS_CA_FILE"
@@ -128,7 +129,7 @@ def function_trust(credentials: MongoCredentials, environ: Mapping[str, str] | N
     )
 
 
-def mongo_client_factory_for(environ: Mapping[str, str] | None = None) -> MongoClientFactory:
+def mongo_client_factory_for(environ: Mapping[str, str] | None = None) -> LoginClientFactory:
     """The function's client factory; ``environ`` (default ``os.environ``) is read at each call."""
 
     def factory(credentials: MongoCredentials) -> MongoClient[dict[str, Any]]:
@@ -160,7 +161,7 @@ class MongoGateway:
 
     def __init__(
         self,
-        client_factory: MongoClientFactory = default_mongo_client_factory,
+        client_factory: LoginClientFactory = default_mongo_client_factory,
         *,
         environ: Mapping[str, str] | None = None,
     ) -> None:
@@ -219,7 +220,7 @@ class MongoGateway:
         The login database is not assumed readable (AWS's format with users
         in ``admin`` has ``dbname: admin``): ``connectionStatus`` (allowed to
         every user) names the authenticated user and its roles, and
-        :func:`~rotation_lambda.core.read_database` picks the database.
+        :func:`~rotation_lambda.rules.read_database` picks the database.
 
         Returns:
             The database that was read.

@@ -26,7 +26,7 @@ from secretswitch.client.secretsmanager import (
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from .core import PasswordPolicy
+    from .rules import PasswordPolicy
 
 __all__ = ["ListedVersion", "SecretMetadata", "SecretsManagerGateway"]
 

@@ -1,6 +1,6 @@
 """The four rotation steps, each safe to run again and checked before it acts.
 
-Data flows one way: event → checks (pure, :mod:`rotation_lambda.core`) →
+Data flows one way: event → checks (pure, :mod:`rotation_lambda.rules`) →
 Secrets Manager (:mod:`rotation_lambda.secretsmanager`) → MongoDB
 (:mod:`rotation_lambda.mongo`). A step whose checks fail changes nothing.
 Who may be changed is decided in one place, :mod:`rotation_lambda.guards`,
@@ -23,7 +23,11 @@ from secretswitch.client.credentials import MongoCredentials, parse_secret_dict
 from secretswitch.client.errors import DatabaseError, SecretFormatError, SecretNotFoundError, SecretsManagerError
 from secretswitch.client.names import AWSCURRENT, AWSPENDING
 
-from .core import (
+from .errors import RotationError
+from .guards import Guard, master_arn_of
+from .mongo import MongoGateway
+from .rotation_guard import RotationGuard
+from .rules import (
     PasswordPolicy,
     Readiness,
     RotationEvent,
@@ -35,10 +39,6 @@ from .core import (
     partner_user,
     readiness,
 )
-from .errors import RotationError
-from .guards import Guard, master_arn_of
-from .mongo import MongoGateway
-from .rotation_guard import RotationGuard
 from .secretsmanager import SecretsManagerGateway
 
 __all__ = ["Rotator", "StepResult"]

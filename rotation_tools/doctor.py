@@ -37,7 +37,10 @@ from typing import TYPE_CHECKING, Any
 from secretswitch.client.credentials import MongoCredentials, parse_secret_dict
 from secretswitch.client.errors import AuthenticationError, DatabaseError, SecretSwitchError
 from secretswitch.client.names import AWSCURRENT, AWSPENDING, AWSPREVIOUS
-from secretswitch.rotation_lambda.core import (
+from secretswitch.rotation_lambda.errors import RotationError
+from secretswitch.rotation_lambda.guards import Guard
+from secretswitch.rotation_lambda.mongo import LoginClientFactory, MongoGateway, default_mongo_client_factory
+from secretswitch.rotation_lambda.rules import (
     connection_differences,
     current_version_id,
     field_differences,
@@ -45,9 +48,6 @@ from secretswitch.rotation_lambda.core import (
     partner_user,
     pending_version_ids,
 )
-from secretswitch.rotation_lambda.errors import RotationError
-from secretswitch.rotation_lambda.guards import Guard
-from secretswitch.rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
 from secretswitch.rotation_lambda.secretsmanager import SecretMetadata, SecretsManagerGateway
 
 from .rotate import cancel_rotation, rotate_secret, rotation_in_progress
@@ -89,7 +89,7 @@ class _Doctor:
         *,
         fix: bool,
         handler: Handler | None,
-        mongo_client_factory: MongoClientFactory | None,
+        mongo_client_factory: LoginClientFactory | None,
         environ: Mapping[str, str],
     ) -> None:
         self.sm_client = sm_client
@@ -346,7 +346,7 @@ def diagnose(
     *,
     fix: bool = False,
     handler: Handler | None = None,
-    mongo_client_factory: MongoClientFactory | None = None,
+    mongo_client_factory: LoginClientFactory | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[Finding]:
     """Find a stuck rotation, credentials that do not log in and role drift; repair what is safe.

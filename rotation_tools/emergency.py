@@ -29,13 +29,13 @@ from secretswitch.client.credentials import parse_secret
 from secretswitch.client.errors import ConfigurationError
 from secretswitch.client.names import AWSCURRENT
 from secretswitch.client.policy import MAX_GUARD_OVERRIDE, GapDecision
-from secretswitch.rotation_lambda.core import partner_user, user_plan
 from secretswitch.rotation_lambda.rotation_guard import (
     MIN_ROTATION_GAP_ENV,
     OVERRIDE_TAG,
     RotationGuard,
     format_override,
 )
+from secretswitch.rotation_lambda.rules import partner_user, user_plan
 from secretswitch.rotation_lambda.secretsmanager import SecretsManagerGateway
 
 from .rotate import RotationOutcome, is_local_endpoint, rotate_secret

@@ -52,11 +52,11 @@ from urllib.parse import urlsplit
 from secretswitch.client.credentials import parse_secret
 from secretswitch.client.errors import DatabaseError, SecretFormatError, SecretNotFoundError, SecretsManagerError
 from secretswitch.client.names import AWSCURRENT, AWSPENDING, STEPS
-from secretswitch.rotation_lambda.core import current_version_id, pending_version_ids
 from secretswitch.rotation_lambda.errors import RotationError
 from secretswitch.rotation_lambda.guards import master_arn_of
-from secretswitch.rotation_lambda.mongo import MongoClientFactory, MongoGateway, default_mongo_client_factory
+from secretswitch.rotation_lambda.mongo import LoginClientFactory, MongoGateway, default_mongo_client_factory
 from secretswitch.rotation_lambda.rotation_guard import MIN_ROTATION_GAP_ENV, RotationGuard
+from secretswitch.rotation_lambda.rules import current_version_id, pending_version_ids
 from secretswitch.rotation_lambda.secretsmanager import SecretMetadata, SecretsManagerGateway
 
 if TYPE_CHECKING:
@@ -396,7 +396,7 @@ def cancel_rotation(
     sm_client: SecretsManagerClient,
     secret_id: str,
     *,
-    mongo_client_factory: MongoClientFactory | None = None,
+    mongo_client_factory: LoginClientFactory | None = None,
 ) -> RotationOutcome:
     """Drop a stuck ``AWSPENDING`` version that never reached the database.
 
@@ -434,7 +434,7 @@ def cancel_rotation(
 
 
 def _never_reached_database(
-    gateway: SecretsManagerGateway, secret_id: str, token: str, mongo_client_factory: MongoClientFactory | None
+    gateway: SecretsManagerGateway, secret_id: str, token: str, mongo_client_factory: LoginClientFactory | None
 ) -> str:
     """Why the pending version never reached MongoDB.
 

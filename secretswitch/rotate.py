@@ -210,10 +210,10 @@ def check_rotate_args(args: argparse.Namespace, environ: Mapping[str, str]) -> s
 
 
 def _client(region: str | None) -> SecretsManagerClient:
-    from secretswitch.rotation_lambda.lambda_function import default_secretsmanager_client
+    from secretswitch.rotation_lambda.lambda_function import function_secretsmanager_client
 
     # The function's own builder: SECRETS_MANAGER_ENDPOINT, else boto3's endpoint; $AWS_REGION honoured.
-    return default_secretsmanager_client(region=region, region_how=" or pass --region")
+    return function_secretsmanager_client(region=region, region_how=" or pass --region")
 
 
 def run_rotate(args: argparse.Namespace) -> int:

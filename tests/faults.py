@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from secretswitch.client.errors import SecretSwitchError
 from secretswitch.embedded_stack.moto_server import register_rotation_function
-from secretswitch.rotation_lambda.core import STEPS
+from secretswitch.rotation_lambda.rules import STEPS
 from secretswitch.rotation_tools.rotate import RotationOutcome, rotate_secret
 
 if TYPE_CHECKING:

@@ -19,9 +19,9 @@ import pytest
 from secretswitch.client.credentials import parse_secret
 from secretswitch.client.errors import SecretFormatError, SecretSwitchError
 from secretswitch.embedded_stack.stack import EmbeddedStack
-from secretswitch.rotation_lambda.core import STEPS
 from secretswitch.rotation_lambda.errors import RotationError
 from secretswitch.rotation_lambda.lambda_function import make_handler
+from secretswitch.rotation_lambda.rules import STEPS
 from secretswitch.rotation_tools.doctor import diagnose
 from secretswitch.rotation_tools.rotate import cancel_rotation, rotate_secret
 from secretswitch.rotation_tools.status import secret_status

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from secretswitch.embedded_stack.stack import EmbeddedStack
-from secretswitch.rotation_lambda.core import STEPS
 from secretswitch.rotation_lambda.lambda_function import Handler, make_handler
 from secretswitch.rotation_lambda.metrics import NAMESPACE, write_stdout
+from secretswitch.rotation_lambda.rules import STEPS
 from secretswitch.rotation_tools.rotate import rotate_secret
 
 REGION = "af-south-1"

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from secretswitch.client.credentials import parse_secret
 from secretswitch.client.errors import SecretSwitchError
 from secretswitch.embedded_stack.stack import EmbeddedStack
-from secretswitch.rotation_lambda.core import STEPS
 from secretswitch.rotation_lambda.lambda_function import make_handler
+from secretswitch.rotation_lambda.rules import STEPS
 from secretswitch.rotation_lambda.secretsmanager import SecretsManagerGateway
 from secretswitch.rotation_tools.rotate import rotate_secret, rotation_in_progress
 from tests.faults import interrupted_rotation

@@ -31,7 +31,7 @@ from secretswitch.client import RefreshPolicy, RotatingMongoClient
 from secretswitch.client.credentials import parse_secret
 from secretswitch.embedded_stack.errors import LocalStackError
 from secretswitch.embedded_stack.stack import APP_DATABASE, EmbeddedStack
-from secretswitch.rotation_lambda.core import AWS_DEFAULT_EXCLUDE_CHARACTERS
+from secretswitch.rotation_lambda.rules import AWS_DEFAULT_EXCLUDE_CHARACTERS
 from secretswitch.rotation_tools.rotate import rotate_secret
 from tests.conftest import FakeClock
 from tests.helpers import settle

@@ -35,7 +35,7 @@ from secretswitch.client.credentials import parse_secret
 from secretswitch.client.policy import RefreshPolicy
 from secretswitch.client.rotating import RotatingMongoClient
 from secretswitch.demo_app.workload import COLLECTION, OpLog, Workload
-from secretswitch.rotation_lambda.core import STEPS
+from secretswitch.rotation_lambda.rules import STEPS
 from secretswitch.rotation_tools.rotate import rotate_secret
 from tests.faults import interrupted_rotation
 

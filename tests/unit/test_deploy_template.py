@@ -32,7 +32,7 @@ from samtranslator.translator.translator import Translator
 from secretswitch.client import RefreshPolicy, RotatingMongoClient
 from secretswitch.client.policy import DAY, DEFAULT_MIN_ROTATION_GAP, schedule_keeps_gap
 from secretswitch.package import register
-from secretswitch.rotation_lambda.lambda_function import default_secretsmanager_client
+from secretswitch.rotation_lambda.lambda_function import function_secretsmanager_client
 from secretswitch.rotation_lambda.rotation_guard import OVERRIDE_TAG, min_rotation_gap
 from secretswitch.rotation_tools.status import schedule_of
 
@@ -287,12 +287,12 @@ def test_the_endpoint_parameter_reaches_the_function_client(
     default = resolve(transformed)["RotationFunction"]["Properties"]["Environment"]["Variables"]
     assert "SECRETS_MANAGER_ENDPOINT" not in default
     assert default["MASTER_SECRET_ARN"] == MASTER_ARN  # the function pins its master (docs/SECURITY.md)
-    assert default_secretsmanager_client(default).meta.endpoint_url == f"https://secretsmanager.{REGION}.amazonaws.com"
+    assert function_secretsmanager_client(default).meta.endpoint_url == f"https://secretsmanager.{REGION}.amazonaws.com"
     variables = resolve(transformed, SecretsManagerEndpoint=ENDPOINT)["RotationFunction"]["Properties"]["Environment"][
         "Variables"
     ]
     assert variables["SECRETS_MANAGER_ENDPOINT"] == ENDPOINT
-    assert default_secretsmanager_client(variables).meta.endpoint_url == ENDPOINT
+    assert function_secretsmanager_client(variables).meta.endpoint_url == ENDPOINT
 
 
 # -- the failed-rotation alarm -------------------------------------------------------------------------

@@ -25,8 +25,8 @@ assert not {"client", "rotation_lambda"} & set(sys.modules), "a top-level name o
 import os
 os.environ.pop("AWS_DEFAULT_REGION", None)
 os.environ["AWS_REGION"] = "eu-west-1"
-from secretswitch.rotation_lambda.lambda_function import default_secretsmanager_client
-assert default_secretsmanager_client({}).meta.region_name == "eu-west-1"
+from secretswitch.rotation_lambda.lambda_function import function_secretsmanager_client
+assert function_secretsmanager_client({}).meta.region_name == "eu-west-1"
 import secretswitch.client.secretsmanager as seam
 assert seam.__file__.startswith(root), seam.__file__
 try:

@@ -27,7 +27,7 @@ from secretswitch.client.secretsmanager import (
     resolve_region,
     secretsmanager_client,
 )
-from secretswitch.rotation_lambda.lambda_function import default_secretsmanager_client as function_client
+from secretswitch.rotation_lambda.lambda_function import function_secretsmanager_client as function_client
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from secretswitch.client.errors import ConfigurationError, SecretFormatError
-from secretswitch.rotation_lambda import core
-from secretswitch.rotation_lambda.core import (
+from secretswitch.rotation_lambda import rules
+from secretswitch.rotation_lambda.errors import RotationError
+from secretswitch.rotation_lambda.rules import (
     AWS_DEFAULT_EXCLUDE_CHARACTERS,
     PasswordPolicy,
     Readiness,
@@ -27,7 +28,6 @@ from secretswitch.rotation_lambda.core import (
     readiness,
     user_plan,
 )
-from secretswitch.rotation_lambda.errors import RotationError
 from tests.faults import RotationInterrupted, crash_after
 
 TOKEN = "a" * 36
@@ -324,6 +324,6 @@ def test_all_names_in_dunder_all_exist() -> None:
     from secretswitch.rotation_lambda import guards
     from secretswitch.rotation_tools import rotate
 
-    for module in (core, guards, rotate, rotation_tools):
+    for module in (rules, guards, rotate, rotation_tools):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
