@@ -55,7 +55,6 @@ from .rotate import cancel_rotation, rotate_secret, rotation_in_progress
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from secretswitch.rotation_lambda.lambda_function import Handler
 
 __all__ = ["Finding", "diagnose"]
 
@@ -88,14 +87,12 @@ class _Doctor:
         secret_id: str,
         *,
         fix: bool,
-        handler: Handler | None,
         mongo_client_factory: LoginClientFactory | None,
         environ: Mapping[str, str],
     ) -> None:
         self.sm_client = sm_client
         self.secret_id = secret_id
         self.fix = fix
-        self.handler = handler
         self.mongo_client_factory = mongo_client_factory
         self.gateway = SecretsManagerGateway(sm_client)
         self.mongo = MongoGateway(mongo_client_factory or default_mongo_client_factory)
@@ -213,7 +210,7 @@ class _Doctor:
             except SecretSwitchError as exc:
                 message += f"; not dropped: {exc}"
         elif self.fix:
-            outcome = rotate_secret(self.sm_client, self.secret_id, resume=True, handler=self.handler)
+            outcome = rotate_secret(self.sm_client, self.secret_id, resume=True)
             fixed = outcome.completed or outcome.asynchronous
             message += f"; resume: {outcome.message}"
             if not fixed:
@@ -345,7 +342,6 @@ def diagnose(
     secret_id: str,
     *,
     fix: bool = False,
-    handler: Handler | None = None,
     mongo_client_factory: LoginClientFactory | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[Finding]:
@@ -364,7 +360,6 @@ def diagnose(
         sm_client,
         secret_id,
         fix=fix,
-        handler=handler,
         mongo_client_factory=mongo_client_factory,
         environ=os.environ if environ is None else environ,
     )

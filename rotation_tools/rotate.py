@@ -1,21 +1,21 @@
-"""Secrets Manager's part of a rotation, played locally (and a thin RotateSecret call on AWS).
+"""Start, resume or cancel a rotation through ``RotateSecret``, as on AWS, with the checks AWS leaves to us.
 
-moto cannot run Lambda code without Docker. The embedded stack routes moto's
-own ``RotateSecret`` Lambda invocations to the rotation function in-process
-(see :mod:`embedded_stack.moto_server`), so a local rotation is the real flow:
-``RotateSecret`` creates the token's version staged ``AWSPENDING`` without a
-value, then invokes createSecret, setSecret, testSecret and finishSecret with
-the events AWS sends, and stops at the first failing step.
+Every rotation, local or on AWS, new or resumed, is one ``RotateSecret`` call:
+Secrets Manager creates the token's version staged ``AWSPENDING`` and invokes
+the configured function with createSecret, setSecret, testSecret and
+finishSecret. On AWS the call returns at once and the deployed function runs
+afterwards; on the embedded stack (:mod:`embedded_stack.moto_server`, which
+keeps AWS's ``RotateSecret`` contract) the registered function runs during
+the call and a failing step comes back as its error, so the outcome says
+which step failed.
 
-This module adds what moto leaves out of AWS's documented contract:
+What this module adds before it calls:
 
 * it refuses to start a rotation while ``AWSPENDING`` sits on a version that is
-  not ``AWSCURRENT`` (a previous rotation is still in progress);
-* ``AWSPENDING`` left on the ``AWSCURRENT`` version counts as finished (AWS's
-  rule; moto would call it "in progress"), so the stray label is removed;
-* ``resume=True`` re-invokes the four steps for the pending token, as AWS
-  retries a failed rotation (on AWS: ``RotateSecret`` with that token, so the
-  deployed function runs them);
+  not ``AWSCURRENT`` (a previous rotation is still in progress); ``AWSPENDING``
+  on the ``AWSCURRENT`` version counts as finished (AWS's rule);
+* ``resume=True`` sends ``RotateSecret`` with the pending token, as AWS retries
+  a failed rotation, so the configured function runs the steps again;
 * a rotation sends ``RotationRules`` only when a schedule is asked for (or the
   secret has none yet): they replace the secret's whole schedule;
 * before anything changes it refuses a secret without ``masterarn`` (both
@@ -27,14 +27,6 @@ This module adds what moto leaves out of AWS's documented contract:
 * given the rotation guard's gap (``min_rotation_gap``), it applies the
   function's own rule (:mod:`rotation_lambda.rotation_guard`) before
   ``RotateSecret``, so a rotation that would be refused creates nothing.
-
-Against real AWS (an endpoint that is not on loopback) ``RotateSecret`` returns
-at once and AWS runs the deployed function; the outcome says so.
-
-moto quirk left alone: a bare ``GetSecretValue`` (no ``VersionStage``) follows
-an internal default version that only moto's own ``RotateSecret`` moves, so
-after a *resumed* rotation it may still name the previous version until the
-next rotation. Ask for ``VersionStage="AWSCURRENT"`` (the client library does).
 """
 
 from __future__ import annotations
@@ -51,7 +43,7 @@ from urllib.parse import urlsplit
 
 from secretswitch.client.credentials import parse_secret
 from secretswitch.client.errors import DatabaseError, SecretFormatError, SecretNotFoundError, SecretsManagerError
-from secretswitch.client.names import AWSCURRENT, AWSPENDING, STEPS
+from secretswitch.client.names import AWSCURRENT, AWSPENDING
 from secretswitch.rotation_lambda.errors import RotationError
 from secretswitch.rotation_lambda.guards import master_arn_of
 from secretswitch.rotation_lambda.mongo import LoginClientFactory, MongoGateway, default_mongo_client_factory
@@ -62,7 +54,6 @@ from secretswitch.rotation_lambda.secretsmanager import SecretMetadata, SecretsM
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from secretswitch.rotation_lambda.lambda_function import Handler
 
 __all__ = [
     "DEFAULT_ROTATION_DAYS",
@@ -127,7 +118,6 @@ def rotate_secret(
     rotation_lambda_arn: str | None = None,
     rotation_days: int | None = None,
     resume: bool = False,
-    handler: Handler | None = None,
     schedule_expression: str | None = None,
     min_rotation_gap: float | None = None,
     clock: Callable[[], float] = time.time,
@@ -141,10 +131,8 @@ def rotate_secret(
             secret is configured with.
         rotation_days: a new schedule (``AutomaticallyAfterDays``); default:
             keep the secret's schedule (7 days when it has none yet).
-        resume: re-run the rotation already in progress (locally: invoke the
-            steps; on AWS: ``RotateSecret`` with its token).
-        handler: what runs the steps on a local resume; default: the
-            project's rotation function using ``sm_client``.
+        resume: re-run the rotation already in progress (``RotateSecret`` with
+            its token: the configured function runs the steps again).
         schedule_expression: a new ``rate()``/``cron()`` schedule instead of days.
         min_rotation_gap: the rotation guard's gap in seconds, as the function
             is configured (``None``/0: leave the check to the function).
@@ -163,7 +151,7 @@ def rotate_secret(
     gateway = SecretsManagerGateway(sm_client)
     metadata = gateway.describe(secret_id)
     if resume:
-        return _resume(gateway, sm_client, secret_id, metadata, handler)
+        return _resume(gateway, sm_client, secret_id, metadata)
     in_progress = rotation_in_progress(metadata)
     if in_progress is not None:
         raise RotationError(
@@ -179,11 +167,28 @@ def rotate_secret(
     refuse_unrotatable(sm_client, secret_id, metadata, function_arn)
     if min_rotation_gap:
         refuse_too_soon(gateway, secret_id, min_rotation_gap, clock)
-    _drop_pending_label_on_current(gateway, secret_id, metadata)
     rules = rotation_rules(metadata, rotation_days, schedule_expression)
     token = str(uuid.uuid4())
-    local = is_local_endpoint(sm_client)
-    _log.info("rotation starting: secret_id=%s token=%s local=%s", secret_id, token, local)
+    _log.info("rotation starting: secret_id=%s token=%s", secret_id, token)
+    return _rotate(gateway, sm_client, secret_id, token, function_arn=function_arn, rules=rules, resumed=False)
+
+
+def _rotate(
+    gateway: SecretsManagerGateway,
+    sm_client: SecretsManagerClient,
+    secret_id: str,
+    token: str,
+    *,
+    function_arn: str | None,
+    rules: dict[str, Any] | None,
+    resumed: bool,
+) -> RotationOutcome:
+    """``RotateSecret`` for ``token`` (a new one, or the pending one to resume), and what came of it.
+
+    Locally the embedded stack runs the registered function during the call and reports a failing
+    step in its error; on AWS the call returns at once and AWS runs the deployed function.
+    """
+    again = " again" if resumed else ""
     try:
         gateway.rotate(secret_id, token, rotation_lambda_arn=function_arn, rotation_rules=rules)
     except SecretsManagerError as exc:
@@ -195,18 +200,22 @@ def rotate_secret(
             token,
             completed=False,
             failed_step=match.group(1),
-            message=f"{match.group(1)} failed: {exc}. Fix the cause, then `secretswitch rotate {secret_id} --resume`.",
+            message=f"{match.group(1)} failed: {exc}. Fix the cause, then `secretswitch rotate {secret_id} --resume`"
+            f"{again}.",
+            resumed=resumed,
         )
-    if not local:
+    if not is_local_endpoint(sm_client):
         return RotationOutcome(
             secret_id,
             token,
             completed=False,
             failed_step=None,
-            message="rotation started; AWS runs the function now; follow it with `secretswitch status`",
+            message=f"rotation {'resumed' if resumed else 'started'}; AWS runs the function now; "
+            "follow it with `secretswitch status`",
+            resumed=resumed,
             asynchronous=True,
         )
-    return _outcome_after(gateway, secret_id, token, resumed=False)
+    return _outcome_after(gateway, secret_id, token, resumed=resumed)
 
 
 def refuse_too_soon(
@@ -246,11 +255,8 @@ def rotation_rules(
     return None
 
 
-def _nothing_in_progress(
-    gateway: SecretsManagerGateway, secret_id: str, metadata: SecretMetadata, verb: str, *, resumed: bool
-) -> RotationOutcome:
-    """No rotation in progress: drop a leftover AWSPENDING label on AWSCURRENT and say so."""
-    _drop_pending_label_on_current(gateway, secret_id, metadata)
+def _nothing_in_progress(metadata: SecretMetadata, secret_id: str, verb: str, *, resumed: bool) -> RotationOutcome:
+    """No rotation in progress (``AWSPENDING`` on ``AWSCURRENT`` counts as finished, as on AWS): say so."""
     current = current_version_id(metadata.versions) or "?"
     return RotationOutcome(
         secret_id, current, completed=True, failed_step=None,
@@ -260,50 +266,14 @@ def _nothing_in_progress(
 
 
 def _resume(
-    gateway: SecretsManagerGateway,
-    sm_client: SecretsManagerClient,
-    secret_id: str,
-    metadata: SecretMetadata,
-    handler: Handler | None,
+    gateway: SecretsManagerGateway, sm_client: SecretsManagerClient, secret_id: str, metadata: SecretMetadata
 ) -> RotationOutcome:
+    """``RotateSecret`` with the pending token: Secrets Manager (or the embedded stack) runs the steps again."""
     token = rotation_in_progress(metadata)
     if token is None:
-        return _nothing_in_progress(gateway, secret_id, metadata, "resume", resumed=True)
-    if not is_local_endpoint(sm_client):
-        # On AWS the deployed function must run the steps: RotateSecret with the
-        # pending token is idempotent and makes Secrets Manager invoke it again.
-        _log.info("rotation resuming on AWS: secret_id=%s token=%s", secret_id, token)
-        gateway.rotate(secret_id, token, rotation_lambda_arn=None, rotation_rules=None)
-        return RotationOutcome(
-            secret_id,
-            token,
-            completed=False,
-            failed_step=None,
-            message="rotation resumed; AWS runs the function now; follow it with `secretswitch status`",
-            resumed=True,
-            asynchronous=True,
-        )
-    if handler is None:
-        from secretswitch.rotation_lambda.lambda_function import make_handler
-
-        handler = make_handler(secretsmanager_client_factory=lambda: sm_client)
+        return _nothing_in_progress(metadata, secret_id, "resume", resumed=True)
     _log.info("rotation resuming: secret_id=%s token=%s", secret_id, token)
-    for step in STEPS:
-        try:
-            handler({"Step": step, "SecretId": secret_id, "ClientRequestToken": token}, None)
-        except Exception as exc:  # noqa: BLE001 - any failure of a step is the outcome, as on AWS
-            return RotationOutcome(
-                secret_id,
-                token,
-                completed=False,
-                failed_step=step,
-                message=(
-                    f"{step} failed: {type(exc).__name__}: {exc}. "
-                    f"Fix the cause, then `secretswitch rotate {secret_id} --resume` again."
-                ),
-                resumed=True,
-            )
-    return _outcome_after(gateway, secret_id, token, resumed=True)
+    return _rotate(gateway, sm_client, secret_id, token, function_arn=None, rules=None, resumed=True)
 
 
 def _outcome_after(gateway: SecretsManagerGateway, secret_id: str, token: str, *, resumed: bool) -> RotationOutcome:
@@ -326,14 +296,6 @@ def _user_of(gateway: SecretsManagerGateway, secret_id: str, version_id: str) ->
         return repr(parse_secret(string, secret_id=secret_id, version_id=version_id).username)
     except (SecretsManagerError, SecretFormatError):
         return "the new user"
-
-
-def _drop_pending_label_on_current(gateway: SecretsManagerGateway, secret_id: str, metadata: SecretMetadata) -> None:
-    current = current_version_id(metadata.versions)
-    if current is not None and AWSPENDING in metadata.versions[current]:
-        # AWS treats this as a finished rotation; moto would refuse the next one.
-        _log.info("removing a stray AWSPENDING from the AWSCURRENT version %s of %s", current, secret_id)
-        gateway.remove_stage(secret_id, AWSPENDING, current)
 
 
 def refuse_unrotatable(
@@ -419,7 +381,7 @@ def cancel_rotation(
     metadata = gateway.describe(secret_id)
     token = rotation_in_progress(metadata)
     if token is None:
-        return _nothing_in_progress(gateway, secret_id, metadata, "cancel", resumed=False)
+        return _nothing_in_progress(metadata, secret_id, "cancel", resumed=False)
     reason = _never_reached_database(gateway, secret_id, token, mongo_client_factory)
     gateway.remove_stage(secret_id, AWSPENDING, token)
     _log.info("rotation cancelled: secret_id=%s token=%s reason=%s", secret_id, token, reason)

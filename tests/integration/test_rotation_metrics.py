@@ -97,7 +97,7 @@ def test_a_failed_step_writes_a_failed_record_and_the_resumed_steps_theirs(
         assert failed.failed_step == "setSecret"
     finally:
         sm.put_secret_value(SecretId=admin_id, SecretString=good)
-    resumed = rotate_secret(sm, mstack.info.app_secret_id, resume=True, handler=_function())
+    resumed = rotate_secret(sm, mstack.info.app_secret_id, resume=True)
     assert resumed.completed, resumed.message
     records = _records(capsys.readouterr().out)
     assert [(r["Step"], r["StepFailed"], r.get("ErrorType")) for r in records] == [
