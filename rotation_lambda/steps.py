@@ -99,11 +99,6 @@ class Rotator:
         metadata = self.secrets.describe(event.secret_id)
         state = readiness(event.secret_id, event.token, metadata.rotation_enabled, metadata.versions)
         if state is Readiness.ALREADY_CURRENT:
-            stages = metadata.versions[event.token]
-            if event.step == "finishSecret" and AWSPENDING in stages:
-                # A finishSecret interrupted between its two calls: complete it.
-                self.secrets.remove_stage(event.secret_id, AWSPENDING, event.token)
-                return self._done(event, "removed-pending-from-current", version=event.token)
             return self._done(event, "already-current", version=event.token)
         step = {
             "createSecret": self.create_secret,
@@ -229,10 +224,10 @@ class Rotator:
                 f"finishSecret refused: the pending credentials (user {pending.username!r}, version "
                 f"{event.token}) do not pass testSecret's checks; run setSecret and testSecret first: {exc}"
             ) from exc
+        # One call, as AWS's templates make it: AWSPENDING stays on the new AWSCURRENT version, which
+        # Secrets Manager (and the embedded stack) count as a finished rotation; the next rotation's
+        # PutSecretValue moves the label.
         self.secrets.move_current(event.secret_id, event.token, old_current)
-        # AWS treats AWSPENDING on the AWSCURRENT version as finished; moto does
-        # not, and a stray label would look like a rotation in progress. Remove it.
-        self.secrets.remove_stage(event.secret_id, AWSPENDING, event.token)
         return self._done(
             event, "finished", pending_user=pending.username, version=event.token, previous_version=old_current
         )
