@@ -148,40 +148,40 @@ class _Doctor:
             return str(exc)
         return None
 
-    def role_drift(self, master: MongoCredentials, current: _Version, passive: _Version) -> Finding | None:
-        active_user, passive_user = current.credentials.username, passive.credentials.username
+    def role_drift(self, master: MongoCredentials, current: _Version, partner: _Version) -> Finding | None:
+        active_name, partner_name = current.credentials.username, partner.credentials.username
         database = current.credentials.auth_source
         try:
-            active_roles = self.mongo.user_roles(master, active_user, database)
-            passive_roles = self.mongo.user_roles(master, passive_user, database)
+            active_roles = self.mongo.user_roles(master, active_name, database)
+            partner_roles = self.mongo.user_roles(master, partner_name, database)
         except SecretSwitchError as exc:
             return Finding("roles-unreadable", f"cannot read the users' roles: {exc}")
-        if passive_roles is None or active_roles is None:
+        if partner_roles is None or active_roles is None:
             return None  # a missing partner is created by setSecret with the current user's roles
-        extra = sorted(set(normalize_roles(passive_roles)) - set(normalize_roles(active_roles)))
-        missing = sorted(set(normalize_roles(active_roles)) - set(normalize_roles(passive_roles)))
+        extra = sorted(set(normalize_roles(partner_roles)) - set(normalize_roles(active_roles)))
+        missing = sorted(set(normalize_roles(active_roles)) - set(normalize_roles(partner_roles)))
         if not extra and not missing:
             return None
         message = (
-            f"roles differ: {active_user!r} {normalize_roles(active_roles)} vs "
-            f"{passive_user!r} {normalize_roles(passive_roles)}"
+            f"roles differ: {active_name!r} {normalize_roles(active_roles)} vs "
+            f"{partner_name!r} {normalize_roles(partner_roles)}"
         )
         fixed = False
         if self.fix and extra:
             try:
                 authority = self.guard.authorize(
-                    _FIX, self.secret_id, current.document, current.credentials, passive_user, allow_extra_roles=True
+                    _FIX, self.secret_id, current.document, current.credentials, partner_name, allow_extra_roles=True
                 )
                 self.mongo.revoke_roles(
-                    authority.master, passive_user, database, [{"db": db, "role": role} for db, role in extra]
+                    authority.master, partner_name, database, [{"db": db, "role": role} for db, role in extra]
                 )
-                message += f"; revoked {_listed(extra)} from {passive_user!r}"
+                message += f"; revoked {_listed(extra)} from {partner_name!r}"
                 fixed = not missing
             except SecretSwitchError as exc:
                 message += f"; not repaired: {exc}"
         if missing:
             message += (
-                f"; {passive_user!r} lacks {_listed(missing)}: grant them by hand if they belong to the "
+                f"; {partner_name!r} lacks {_listed(missing)}: grant them by hand if they belong to the "
                 "application (doctor never grants roles)"
             )
         return Finding("role-drift", message, fixed)
@@ -407,15 +407,15 @@ def diagnose(
 
     # Role drift first: a resumed rotation's testSecret refuses a drifted pair.
     pending = doctor.read(metadata, AWSPENDING, pending_token) if pending_token is not None else None
-    passive = pending if pending is not None else doctor.read(metadata, AWSPREVIOUS)
-    if passive is not None and passive.credentials.username != current.credentials.username:
-        refusal = doctor.partner_refusal(current, passive)
+    partner = pending if pending is not None else doctor.read(metadata, AWSPREVIOUS)
+    if partner is not None and partner.credentials.username != current.credentials.username:
+        refusal = doctor.partner_refusal(current, partner)
         if refusal is not None:
             findings.append(
-                Finding("unexpected-user", f"{passive.stage} is refused ({refusal}); doctor will not change that user")
+                Finding("unexpected-user", f"{partner.stage} is refused ({refusal}); doctor will not change that user")
             )
         elif master is not None:
-            drift = doctor.role_drift(master, current, passive)
+            drift = doctor.role_drift(master, current, partner)
             if drift is not None:
                 findings.append(drift)
 

@@ -114,10 +114,10 @@ class Rotation:
 
 @dataclass(frozen=True, slots=True)
 class HeldCredential:
-    """What an instance read from ``AWSCURRENT``: a user, its password generation, the version id."""
+    """What an instance read from ``AWSCURRENT``: a user, its password number, the version id."""
 
     user: str
-    generation: int
+    password_number: int
     version: str
 
 
@@ -227,25 +227,25 @@ class PasswordState:
     """The database's passwords and the secret's ``AWSCURRENT`` over time (alternating users).
 
     Initially ``app`` is ``AWSCURRENT`` (version ``v0``) and ``app_clone`` is
-    ``AWSPREVIOUS``, both at password generation 0. Rotation ``k`` (1-based)
-    gives the passive user generation ``g + 1`` at ``started_at`` and makes it
+    ``AWSPREVIOUS``, both at password number 0. Rotation ``k`` (1-based)
+    gives the passive user password number ``g + 1`` at ``started_at`` and makes it
     ``AWSCURRENT`` (version ``v<k>``) at ``finished_at``.
     """
 
     def __init__(self, rotations: Sequence[Rotation]) -> None:
         self.rotations = tuple(rotations)
-        generation = dict.fromkeys(USERS, 0)
+        password_number = dict.fromkeys(USERS, 0)
         current, previous = USERS
-        # changes[user][g] is when the user's password went from generation g to g + 1.
+        # changes[user][g] is when the user's password went from number g to g + 1.
         self._changes: dict[str, list[float]] = {user: [] for user in USERS}
         self._finished: list[float] = []
         self._current: list[HeldCredential] = [HeldCredential(current, 0, "v0")]
         for number, rotation in enumerate(self.rotations, start=1):
             passive = previous
-            generation[passive] += 1
+            password_number[passive] += 1
             self._changes[passive].append(rotation.started_at)
             self._finished.append(rotation.finished_at)
-            self._current.append(HeldCredential(passive, generation[passive], f"v{number}"))
+            self._current.append(HeldCredential(passive, password_number[passive], f"v{number}"))
             current, previous = passive, current
 
     def current_at(self, at: float) -> HeldCredential:
@@ -264,18 +264,18 @@ class PasswordState:
             return self._current[index + 1]
         return None
 
-    def generation_at(self, user: str, at: float) -> int:
-        """The generation of ``user``'s password in the database at time ``at``."""
+    def password_number_at(self, user: str, at: float) -> int:
+        """The number of ``user``'s password in the database at time ``at``."""
         return bisect.bisect_right(self._changes[user], at)
 
     def logs_in(self, held: HeldCredential, at: float) -> bool:
         """Whether the database accepts ``held`` at time ``at``."""
-        return self.generation_at(held.user, at) == held.generation
+        return self.password_number_at(held.user, at) == held.password_number
 
     def changed_at(self, held: HeldCredential) -> float:
         """When the database stops accepting ``held`` (``inf`` if never within the rotations)."""
         changes = self._changes[held.user]
-        return changes[held.generation] if held.generation < len(changes) else math.inf
+        return changes[held.password_number] if held.password_number < len(changes) else math.inf
 
 
 @dataclass(frozen=True, slots=True)

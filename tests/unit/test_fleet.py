@@ -90,8 +90,8 @@ def test_password_state_on_a_hand_worked_example() -> None:
     assert state.current_at(35) == clone2
 
     # Rotation 1 changes app_clone (AWSPREVIOUS at first), rotation 2 changes app, rotation 3 app_clone again.
-    assert [state.generation_at("app_clone", t) for t in (9.9, 10, 29.9, 30)] == [0, 1, 1, 2]
-    assert [state.generation_at("app", t) for t in (19.9, 20, 40)] == [0, 1, 1]
+    assert [state.password_number_at("app_clone", t) for t in (9.9, 10, 29.9, 30)] == [0, 1, 1, 2]
+    assert [state.password_number_at("app", t) for t in (19.9, 20, 40)] == [0, 1, 1]
 
     # The user the fleet was using keeps working until the rotation after the one that retired it.
     assert state.logs_in(app0, 19.9)
@@ -120,8 +120,10 @@ def test_awscurrent_always_logs_in_and_each_rotation_changes_awsprevious(seed: i
         # Before the first rotation no version has AWSPREVIOUS yet; after it, AWSPREVIOUS names the passive user.
         assert (previous is None) == (number == 0)
         assert previous is None or previous.user == passive
-        assert state.generation_at(passive, rotation.started_at) == state.generation_at(passive, before) + 1
-        assert state.generation_at(active.user, rotation.started_at) == state.generation_at(active.user, before)
+        assert state.password_number_at(passive, rotation.started_at) == state.password_number_at(passive, before) + 1
+        assert state.password_number_at(active.user, rotation.started_at) == state.password_number_at(
+            active.user, before
+        )
         for at in (before, rotation.started_at, (rotation.started_at + rotation.finished_at) / 2, rotation.finished_at):
             assert state.logs_in(state.current_at(at), at)
 
