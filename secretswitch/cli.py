@@ -42,6 +42,8 @@ _COMMAND_MODULES = (
     "secretswitch.demo",
     "secretswitch.simulate",
     "secretswitch.rotate",
+    "secretswitch.status",
+    "secretswitch.doctor",
     "secretswitch.package",
 )
 EXIT_FAILED = 1

@@ -1,4 +1,7 @@
-"""``secretswitch rotate``, ``status`` and ``doctor``: rotations from the command line.
+"""``secretswitch rotate``: start, resume or cancel a rotation from the command line.
+
+Also the arguments ``rotate``, ``status`` (:mod:`secretswitch.status`) and ``doctor``
+(:mod:`secretswitch.doctor`) share, and the one Secrets Manager client they build.
 
 The Secrets Manager endpoint is resolved as the rotation function does it:
 ``SECRETS_MANAGER_ENDPOINT``, else boto3's own (``AWS_ENDPOINT_URL_SECRETS_MANAGER``
@@ -14,7 +17,6 @@ is a one-line error and the secret is untouched.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -26,7 +28,16 @@ from secretswitch.client.secretsmanager import REGION_PATTERN
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-__all__ = ["LAMBDA_ARN_ENV", "SECRET_ID_ENV", "check_rotate_args", "register"]
+__all__ = [
+    "LAMBDA_ARN_ENV",
+    "SECRET_ID_ENV",
+    "check_common",
+    "check_rotate_args",
+    "min_rotation_gap_of",
+    "region_argument",
+    "register",
+    "secret_id_argument",
+]
 
 LAMBDA_ARN_ENV = "SECRETSWITCH_ROTATION_LAMBDA_ARN"
 SECRET_ID_ENV = "SECRETSWITCH_SECRET_ID"
@@ -38,14 +49,14 @@ _LAMBDA_ARN = re.compile(
 def register(subparsers: Any) -> None:
     rotate = subparsers.add_parser(
         "rotate",
-        help="rotate a secret now (locally: run the four steps; on AWS: RotateSecret)",
+        help="rotate a secret now (RotateSecret; the local stack runs the four steps during the call)",
         description=(
             "Start a rotation the way RotateSecret does: refuse while a previous rotation is in progress, make a "
             "token, run createSecret, setSecret, testSecret and finishSecret, and stop at the first failing step. "
             "Against the local stack the steps run at once; against AWS, AWS invokes the deployed function."
         ),
     )
-    _secret_id_argument(rotate)
+    secret_id_argument(rotate)
     rotate.add_argument(
         "--lambda-arn",
         default=None,
@@ -96,56 +107,11 @@ def register(subparsers: Any) -> None:
         help="the rotation guard's gap, as the function is configured, checked before RotateSecret "
         "(default: $MIN_ROTATION_GAP; else 475200 on AWS, and on the local stack the function decides)",
     )
-    _region_argument(rotate)
+    region_argument(rotate)
     rotate.set_defaults(handler=run_rotate)
 
-    status = subparsers.add_parser(
-        "status",
-        help="versions, stages, users and the rotation schedule of a secret (no passwords)",
-        description=(
-            "Show a secret's rotation schedule and function, its last and next rotation, a rotation in progress, "
-            "and every version with its staging labels, user name and creation time. Never shows a password."
-        ),
-    )
-    _secret_id_argument(status)
-    status.add_argument("--json", action="store_true", help="print JSON")
-    status.add_argument(
-        "--min-rotation-gap",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="the rotation guard's gap, as the function is configured (default: $MIN_ROTATION_GAP, "
-        "else the default 475200, 5.5 days; 0: off)",
-    )
-    _region_argument(status)
-    status.set_defaults(handler=run_status)
 
-    doctor = subparsers.add_parser(
-        "doctor",
-        help="find a stuck rotation, credentials that fail and role drift; --fix repairs what is safe",
-        description=(
-            "Check a secret end to end and report every finding: rotation turned off, an AWSCURRENT that cannot be "
-            "parsed, a rotation stuck in progress, AWSCURRENT credentials that MongoDB refuses (or a database that "
-            "cannot be reached), and roles that differ between the two users. With --fix, drop a pending version "
-            "that never reached the database (or resume one that did), revoke roles the passive user holds beyond "
-            "the current user's, and move AWSCURRENT back to the newest version that parses and logs in when it is "
-            "the current user's or its partner's; it never writes a password nor grants a role. "
-            "Exit 0 when healthy (or everything was fixed), 1 otherwise."
-        ),
-    )
-    _secret_id_argument(doctor)
-    doctor.add_argument(
-        "--fix",
-        action="store_true",
-        help="drop an empty pending version (or resume one that reached the database), revoke a partner's extra "
-        "roles, move AWSCURRENT back to the newest working version of the pair; never writes a password or grants "
-        "a role",
-    )
-    _region_argument(doctor)
-    doctor.set_defaults(handler=run_doctor)
-
-
-def _secret_id_argument(parser: argparse.ArgumentParser) -> None:
+def secret_id_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "secret_id",
         metavar="SECRET_ID",
@@ -155,7 +121,7 @@ def _secret_id_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _region_argument(parser: argparse.ArgumentParser) -> None:
+def region_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--region",
         default=None,
@@ -163,7 +129,7 @@ def _region_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_common(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+def check_common(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
     """Check the arguments every command takes; a missing SECRET_ID becomes ``$SECRETSWITCH_SECRET_ID``."""
     if args.secret_id is None:
         args.secret_id = environ.get(SECRET_ID_ENV)
@@ -185,7 +151,7 @@ def check_rotate_args(args: argparse.Namespace, environ: Mapping[str, str]) -> s
     """
     from secretswitch.embedded_stack.contract import MAX_DAYS, parse_schedule_expression
 
-    _check_common(args, environ)
+    check_common(args, environ)
     if args.days is not None and not 1 <= args.days <= MAX_DAYS:
         raise ConfigurationError(f"--days {args.days} is out of range; Secrets Manager accepts 1 to {MAX_DAYS} days")
     if args.schedule is not None:
@@ -220,7 +186,7 @@ def run_rotate(args: argparse.Namespace) -> int:
     from secretswitch.rotation_tools.rotate import cancel_rotation, is_local_endpoint, rotate_secret
 
     if args.cancel:
-        _check_common(args, os.environ)
+        check_common(args, os.environ)
         cancelled = cancel_rotation(_client(args.region), args.secret_id)
         print(f"{cancelled.secret_id}: {_with_token(cancelled.token, cancelled.message)}")
         return 0
@@ -267,16 +233,10 @@ def _rotate_gap(args: argparse.Namespace, local: bool) -> float | None:
     given = getattr(args, "min_rotation_gap", None)
     if given is None and not os.environ.get("MIN_ROTATION_GAP", "").strip() and local:
         return None  # the local function's own configuration decides (`secretswitch local --min-rotation-gap`)
-    return _min_rotation_gap(args)[0]
+    return min_rotation_gap_of(args)[0]
 
 
-def _when(value: Any) -> str:
-    return (
-        value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else ("-" if value is None else str(value))
-    )
-
-
-def _min_rotation_gap(args: argparse.Namespace) -> tuple[float, str]:
+def min_rotation_gap_of(args: argparse.Namespace) -> tuple[float, str]:
     """The guard's gap for status/rotate: ``--min-rotation-gap``, else ``$MIN_ROTATION_GAP``, else the default."""
     from secretswitch.client.policy import DEFAULT_MIN_ROTATION_GAP
     from secretswitch.rotation_lambda.rotation_guard import MIN_ROTATION_GAP_ENV, min_rotation_gap
@@ -289,92 +249,3 @@ def _min_rotation_gap(args: argparse.Namespace) -> tuple[float, str]:
     if os.environ.get(MIN_ROTATION_GAP_ENV, "").strip():
         return min_rotation_gap(os.environ), f"${MIN_ROTATION_GAP_ENV}"
     return DEFAULT_MIN_ROTATION_GAP, "the default; the function's MIN_ROTATION_GAP decides"
-
-
-def _span(seconds: float) -> str:
-    return f"{seconds / 86400:.2f} d" if seconds >= 86400 else f"{seconds / 3600:.1f} h"
-
-
-def run_status(args: argparse.Namespace) -> int:
-    from secretswitch.rotation_tools.status import secret_status
-
-    _check_common(args, os.environ)
-    gap, gap_source = _min_rotation_gap(args)
-    status = secret_status(_client(args.region), args.secret_id, min_rotation_gap=gap)
-    if args.json:
-        document = {
-            "secret_id": status.secret_id,
-            "arn": status.arn,
-            "rotation_enabled": status.rotation_enabled,
-            "rotation_days": status.rotation_days,
-            "schedule_expression": status.schedule_expression,
-            "rotation_lambda_arn": status.rotation_lambda_arn,
-            "last_rotated": _when(status.last_rotated),
-            "next_rotation": _when(status.next_rotation),
-            "in_progress": status.in_progress,
-            "rotation_guard": None
-            if status.guard is None
-            else {
-                "min_gap_seconds": status.guard.min_gap,
-                "last_switch": _when(status.guard.last_switch),
-                "safe_from": _when(status.guard.safe_at),
-                "allowed_now": status.guard.allowed_now,
-                "schedule_keeps_gap": status.guard.schedule_keeps_gap,
-                "override_until": _when(status.guard.override_until),
-            },
-            "versions": [
-                {
-                    "version_id": v.version_id,
-                    "stages": list(v.stages),
-                    "username": v.username,
-                    "created": _when(v.created),
-                    "problem": v.problem,
-                }
-                for v in status.versions
-            ],
-        }
-        print(json.dumps(document, indent=2))
-        return 0
-    schedule = status.schedule_expression or (f"every {status.rotation_days} days" if status.rotation_days else "-")
-    print(f"secret    {status.secret_id} ({status.arn})")
-    print(f"rotation  {'enabled' if status.rotation_enabled else 'not enabled'}, {schedule}")
-    print(f"function  {status.rotation_lambda_arn or '-'}")
-    print(f"last      {_when(status.last_rotated)}")
-    print(f"next      {_when(status.next_rotation)}")
-    if status.in_progress:
-        print(f"IN PROGRESS: version {status.in_progress} is AWSPENDING (see `secretswitch doctor`)")
-    guard = status.guard
-    if guard is not None and guard.min_gap <= 0:
-        print(f"guard     the rotation guard is off ({gap_source})")
-    elif guard is not None:
-        when = "any time (no rotation history)" if guard.safe_at is None else f"safe from {_when(guard.safe_at)}"
-        verdict = "now" if guard.allowed_now else "NOT now"
-        print(f"guard     rotation guard, gap {_span(guard.min_gap)} ({gap_source}): next rotation {when}: {verdict}")
-        if guard.schedule_keeps_gap is not None and guard.shortest_gap is not None:
-            keeps = (
-                "the schedule keeps the gap"
-                if guard.schedule_keeps_gap
-                else "the schedule does NOT keep the gap: scheduled rotations may be refused"
-            )
-            print(f"          {_span(guard.shortest_gap)} at least between two scheduled rotations: {keeps}")
-        if guard.override_until is not None:
-            print(f"          emergency override tag set, until {_when(guard.override_until)}")
-    print(f"{'version':38} {'stages':28} {'user':16} created")
-    for version in status.versions:
-        user = version.username or f"({version.problem})"
-        print(f"{version.version_id:38} {','.join(version.stages):28} {user:16} {_when(version.created)}")
-    return 0
-
-
-def run_doctor(args: argparse.Namespace) -> int:
-    from secretswitch.rotation_tools.doctor import diagnose
-
-    _check_common(args, os.environ)
-    findings = diagnose(_client(args.region), args.secret_id, fix=args.fix)
-    if not findings:
-        print(f"{args.secret_id}: healthy (rotation on, no rotation stuck, AWSCURRENT logs in, the users' roles agree)")
-        return 0
-    for finding in findings:
-        mark = "FIXED" if finding.fixed else ("PROBLEM" if not args.fix else "NOT FIXED")
-        print(f"{mark:9} {finding.kind}: {finding.message}")
-    return 0 if all(f.fixed for f in findings) else 1
