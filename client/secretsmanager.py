@@ -38,6 +38,7 @@ __all__ = [
     "SecretVersion",
     "aws_error_advice",
     "aws_error_behind",
+    "call_limits",
     "check_endpoint_url",
     "default_secretsmanager_client",
     "error_code",
@@ -358,10 +359,18 @@ def default_secretsmanager_client() -> SecretsManagerClient:
     Raises:
         ConfigurationError: no region is configured, or an endpoint variable holds no usable URL.
     """
+    return secretsmanager_client(config=call_limits(connect_timeout=3, read_timeout=5, max_attempts=2))
+
+
+def call_limits(*, connect_timeout: float, read_timeout: float, max_attempts: int) -> Config:
+    """A botocore ``Config`` with these timeouts (seconds) and at most ``max_attempts`` tries (standard retries)."""
     from botocore.config import Config
 
-    config = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
-    return secretsmanager_client(config=config)
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+    )
 
 
 class SecretSource:

@@ -121,11 +121,10 @@ def embedded_infrastructure(config: DemoConfig, events: EventLog) -> Infrastruct
 
 def external_infrastructure(config: DemoConfig) -> Infrastructure:
     """An existing Secrets Manager (AWS or an endpoint) and the MongoDB its secret names; checked first."""
-    from botocore.config import Config
     from pymongo.errors import PyMongoError
 
     from secretswitch.client.mongo import build_mongo_client, open_mongo_client
-    from secretswitch.client.secretsmanager import error_code, is_not_found, secretsmanager_client
+    from secretswitch.client.secretsmanager import call_limits, error_code, is_not_found, secretsmanager_client
     from secretswitch.rotation_tools.rotate import rotate_secret
 
     where = config.endpoint or "AWS"
@@ -135,7 +134,7 @@ def external_infrastructure(config: DemoConfig) -> Infrastructure:
             region=config.region,
             endpoint_url=config.endpoint,
             endpoint_source="--secretsmanager-endpoint",
-            config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2}),
+            config=call_limits(connect_timeout=3, read_timeout=10, max_attempts=2),
             region_how=" or pass --region",
         )
 

@@ -99,6 +99,11 @@ class Rotator:
         metadata = self.secrets.describe(event.secret_id)
         state = readiness(event.secret_id, event.token, metadata.rotation_enabled, metadata.versions)
         if state is Readiness.ALREADY_CURRENT:
+            stages = metadata.versions[event.token]
+            if event.step == "finishSecret" and AWSPENDING in stages:
+                # A finishSecret interrupted between its two calls: complete it.
+                self.secrets.remove_stage(event.secret_id, AWSPENDING, event.token)
+                return self._done(event, "removed-pending-from-current", version=event.token)
             return self._done(event, "already-current", version=event.token)
         step = {
             "createSecret": self.create_secret,
@@ -224,10 +229,12 @@ class Rotator:
                 f"finishSecret refused: the pending credentials (user {pending.username!r}, version "
                 f"{event.token}) do not pass testSecret's checks; run setSecret and testSecret first: {exc}"
             ) from exc
-        # One call, as AWS's templates make it: AWSPENDING stays on the new AWSCURRENT version, which
-        # Secrets Manager (and the embedded stack) count as a finished rotation; the next rotation's
-        # PutSecretValue moves the label.
         self.secrets.move_current(event.secret_id, event.token, old_current)
+        # AWS (and the embedded stack) count AWSPENDING on the AWSCURRENT version as finished, and AWS's
+        # templates leave it there. We remove it (one more call per rotation) so that every reader (a
+        # person with the AWS CLI or the console, status, doctor, other tools) sees a clean end state
+        # without knowing that rule: only AWSPENDING on another version ever means "in progress".
+        self.secrets.remove_stage(event.secret_id, AWSPENDING, event.token)
         return self._done(
             event, "finished", pending_user=pending.username, version=event.token, previous_version=old_current
         )
