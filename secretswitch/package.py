@@ -46,7 +46,15 @@ __all__ = ["CLIENT_MODULES", "DEFAULT_PLATFORM", "DEFAULT_PYTHON", "build_lambda
 
 DEFAULT_PLATFORM = "manylinux2014_x86_64"
 DEFAULT_PYTHON = "3.12"  # the runtime in deploy/template.yaml
-CLIENT_MODULES = ("credentials.py", "errors.py", "mongo.py", "names.py", "policy.py", "secretsmanager.py")
+CLIENT_MODULES = (
+    "credentials.py",
+    "errors.py",
+    "mongo.py",
+    "mongo_errors.py",
+    "names.py",
+    "policy.py",
+    "secretsmanager.py",
+)
 _DEPENDENCIES = ("pymongo", "dnspython")
 # The installed package (a wheel) or secretswitch/ in a checkout, whose subpackages link to the top-level folders.
 _PACKAGE = Path(__file__).parent
