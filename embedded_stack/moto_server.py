@@ -87,7 +87,6 @@ _log = logging.getLogger(__name__)
 RotationInvoker = Callable[[dict[str, Any]], object]
 """A rotation function: takes the event dict Secrets Manager sends."""
 
-_STEPS = STEPS
 _functions: dict[str, RotationInvoker] = {}
 _retries: dict[str, int] = {}
 _functions_lock = threading.Lock()
@@ -230,7 +229,7 @@ def _rotate_secret(
                 version.update({k: current[k] for k in ("secret_string", "secret_binary") if k in current})
             version["version_stages"] = [AWSPENDING]
             secret.versions[token] = version
-    steps = ("testSecret",) if test_only else _STEPS
+    steps = ("testSecret",) if test_only else STEPS
     _log.info("RotateSecret %s: secret %s token %s, steps %s", request.kind.value, secret.name, token, ",".join(steps))
 
     # 3. The steps, one at a time, outside the lock (the function calls this server back).

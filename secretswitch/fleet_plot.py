@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from secretswitch.client.policy import DAY, RefreshPolicy
-from secretswitch.fleet_model import HOUR, FleetReport, SweepRow
+from secretswitch.fleet_experiments import SweepRow
+from secretswitch.fleet_model import HOUR, FleetReport
 
 __all__ = ["plot"]
 

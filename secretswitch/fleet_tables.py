@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 
 from secretswitch.client.policy import DAY
-from secretswitch.fleet_model import HOUR, FleetReport, SweepRow, format_duration, guaranteed_margin
+from secretswitch.fleet_experiments import SweepRow
+from secretswitch.fleet_model import HOUR, FleetReport, format_duration, guaranteed_margin
 
 __all__ = ["format_operator_scenario", "format_report", "format_sweep"]
 

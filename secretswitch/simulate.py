@@ -20,11 +20,16 @@ from typing import Any
 
 from secretswitch.client.errors import ConfigurationError
 from secretswitch.client.policy import DAY, RefreshPolicy
-from secretswitch.fleet_model import (
-    HOUR,
+from secretswitch.fleet_experiments import (
     SWEEP_JITTERS,
     SWEEP_PASSES_PER_ROW,
     SWEEP_REFRESH_DAYS,
+    SweepRow,
+    operator_scenario,
+    sweep,
+)
+from secretswitch.fleet_model import (
+    HOUR,
     USERS,
     FleetConfig,
     FleetReport,
@@ -32,12 +37,9 @@ from secretswitch.fleet_model import (
     PasswordState,
     ProgressCallback,
     Rotation,
-    SweepRow,
     guaranteed_margin,
-    operator_scenario,
     rotation_schedule,
     simulate_fleet,
-    sweep,
     worst_case_schedule,
 )
 from secretswitch.fleet_plot import plot
